@@ -1,0 +1,1 @@
+"""Offline data preparation for sslasr_plugin: one library function per step, thin CLIs over them."""

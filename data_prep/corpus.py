@@ -1,0 +1,258 @@
+"""Build the offline synthetic speech corpus: espeak-ng speaks fortune sentences.
+
+    python -m data_prep.corpus --preset demo --out data/demo
+
+Voices and variants of espeak-ng act as speakers.  ``labeled``, ``unlabeled``, ``valid`` and
+``test`` are spoken by the training speakers; ``test_ood`` only by voices never used in
+training.  Sentences never repeat across splits.  Everything is decided by ``seed`` before
+synthesis starts, so the same command always builds the same corpus, and an interrupted build
+resumes where it stopped.  Outputs (all fairseq formats):
+
+    <out>/wav/<split>/<id>.wav  16 kHz mono 16-bit
+    <out>/<split>.tsv           manifest: root line, then "relative path<TAB>samples"
+    <out>/<split>.ltr           letter labels, "H I | Y O U |"
+    <out>/<split>.wrd           word transcripts
+    <out>/dict.ltr.txt          letter dictionary
+    <out>/corpus.json           the plan: preset, seed, speakers, sentences
+
+The transcripts of ``unlabeled`` are written too, for oracle analysis only; training code
+must not read them.
+"""
+import argparse
+import dataclasses
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import soundfile as sf
+
+from .text import letters, normalized_sentences, split_fortune_file
+
+SAMPLE_RATE = 16000
+SPLITS = ("labeled", "unlabeled", "valid", "test", "test_ood")
+FORTUNE_DIR = "/usr/share/games/fortunes"
+# Fortune files that hold pictures, not prose.
+SKIPPED_FORTUNE_FILES = {"art", "ascii-art"}
+TRAIN_VOICES = ("en-us", "en-gb", "en-gb-x-rp", "en-us-nyc", "en-gb-x-gbclan")
+TRAIN_VARIANTS = ("m1", "m2", "m3", "m4", "f1", "f2", "f3")
+OOD_VOICES = ("en-gb-scotland", "en-029", "en-gb-x-gbcwmd")
+OOD_VARIANTS = ("m6", "m7", "f4", "f5")
+# Utterances per split.
+PRESETS: Dict[str, Dict[str, int]] = {
+    "tiny": {"labeled": 24, "unlabeled": 24, "valid": 8, "test": 8, "test_ood": 8},
+    "demo": {"labeled": 1500, "unlabeled": 3000, "valid": 150, "test": 200, "test_ood": 200},
+    "large": {"labeled": 1000, "unlabeled": 10500, "valid": 600, "test": 700, "test_ood": 700},
+}
+SYSTEM_PACKAGES = "espeak-ng sox fortunes-min fortunes"
+
+
+class CorpusError(RuntimeError):
+    """A corpus cannot be built as asked; the message says why and what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Utterance:
+    id: str
+    split: str
+    text: str
+    voice: str
+    variant: str
+    rate: int  # words per minute
+    pitch: int  # espeak-ng pitch, 0-99
+
+    @property
+    def speaker(self) -> str:
+        return f"{self.voice}+{self.variant}"
+
+    @property
+    def relpath(self) -> str:
+        return f"wav/{self.split}/{self.id}.wav"
+
+
+def check_system_tools() -> None:
+    missing = [tool for tool in ("espeak-ng", "sox") if shutil.which(tool) is None]
+    if missing:
+        raise CorpusError(
+            f"{' and '.join(missing)} not found on PATH; install them with "
+            f"'apt-get install {SYSTEM_PACKAGES}' (or run 'bash run.sh setup' as root)"
+        )
+
+
+def load_sentences(fortune_dir: str = FORTUNE_DIR, min_words: int = 4, max_words: int = 14) -> List[str]:
+    """All usable normalized sentences of the fortune files in ``fortune_dir``, sorted."""
+    root = Path(fortune_dir)
+    files = sorted(
+        p for p in root.glob("*")
+        if p.is_file() and not p.is_symlink() and p.suffix == "" and p.name not in SKIPPED_FORTUNE_FILES
+    )
+    if not files:
+        raise CorpusError(
+            f"no fortune files in {fortune_dir}; install them with 'apt-get install fortunes-min fortunes'"
+        )
+    entries = []
+    for path in files:
+        entries.extend(split_fortune_file(path.read_text(encoding="latin-1")))
+    return normalized_sentences(entries, min_words, max_words)
+
+
+def plan_corpus(sentences: Sequence[str], sizes: Dict[str, int], seed: int) -> List[Utterance]:
+    """Assign disjoint sentences and a speaker, rate and pitch to every utterance of every split."""
+    needed = sum(sizes.values())
+    if needed > len(sentences):
+        raise CorpusError(
+            f"the splits need {needed} sentences but only {len(sentences)} are usable; "
+            "choose smaller split sizes or install more fortune packages"
+        )
+    rng = random.Random(seed)
+    pool = list(sentences)
+    rng.shuffle(pool)
+    plan, start = [], 0
+    for split in SPLITS:
+        voices, variants = (OOD_VOICES, OOD_VARIANTS) if split == "test_ood" else (TRAIN_VOICES, TRAIN_VARIANTS)
+        for i, text in enumerate(pool[start:start + sizes[split]]):
+            plan.append(Utterance(
+                id=f"{split}-{i:06d}", split=split, text=text,
+                voice=rng.choice(voices), variant=rng.choice(variants),
+                rate=rng.randint(145, 185), pitch=rng.randint(35, 65),
+            ))
+        start += sizes[split]
+    return plan
+
+
+def synthesize(utt: Utterance, wav_path: Path) -> None:
+    """Speak ``utt`` with espeak-ng and write it as 16 kHz mono 16-bit WAV (atomically)."""
+    wav_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw, out = os.path.join(tmp, "raw.wav"), os.path.join(tmp, "out.wav")
+        subprocess.run(
+            ["espeak-ng", "-v", utt.speaker, "-s", str(utt.rate), "-p", str(utt.pitch), "-w", raw,
+             utt.text.lower()],
+            check=True, capture_output=True,
+        )
+        # -v 0.9 leaves headroom so that resampling does not clip.
+        subprocess.run(
+            ["sox", "-v", "0.9", raw, "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", out],
+            check=True, capture_output=True,
+        )
+        shutil.move(out, wav_path)
+
+
+def _is_complete_wav(path: Path) -> bool:
+    try:
+        info = sf.info(str(path))
+    except (RuntimeError, sf.LibsndfileError):
+        return False
+    return info.samplerate == SAMPLE_RATE and info.channels == 1 and info.frames > 0
+
+
+def _write_text(path: Path, lines: Sequence[str]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in lines))
+    os.replace(tmp, path)
+
+
+BASE_SYMBOLS = ("|", "'") + tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def write_dictionary(path: Path, transcripts: Sequence[str]) -> None:
+    """fairseq dict.ltr.txt: one symbol and its count per line, most frequent first.
+
+    Every letter is listed, unseen ones with count 0, so that no split decodes to <unk>."""
+    counts = Counter({sym: 0 for sym in BASE_SYMBOLS})
+    counts.update(sym for text in transcripts for sym in letters(text).split())
+    _write_text(path, [f"{sym} {n}" for sym, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))])
+
+
+def _prepare_out_dir(out: Path, plan_json: dict, overwrite: bool) -> None:
+    plan_file = out / "corpus.json"
+    if plan_file.exists():
+        if json.loads(plan_file.read_text()) == plan_json:
+            return  # same plan: resume
+        if not overwrite:
+            raise CorpusError(
+                f"{plan_file} describes a different corpus (another preset, seed or size); "
+                "choose a new --out directory, or pass --overwrite to replace it"
+            )
+    elif out.exists() and any(out.iterdir()) and not overwrite:
+        raise CorpusError(
+            f"{out} is not empty and holds no corpus.json; refusing to write into it. "
+            "Choose a new --out directory, or pass --overwrite"
+        )
+    if overwrite and out.exists():
+        for split in SPLITS:
+            shutil.rmtree(out / "wav" / split, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_text(plan_file, [json.dumps(plan_json, indent=1)])
+
+
+def build_corpus(
+    out_dir: str,
+    preset: str = "tiny",
+    seed: int = 1,
+    jobs: Optional[int] = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    fortune_dir: str = FORTUNE_DIR,
+    sizes: Optional[Dict[str, int]] = None,
+) -> Path:
+    """Build (or finish building) the corpus of ``preset`` in ``out_dir``; return its path."""
+    if sizes is None:
+        if preset not in PRESETS:
+            raise CorpusError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        sizes = PRESETS[preset]
+    check_system_tools()
+    out = Path(out_dir).resolve()
+    plan = plan_corpus(load_sentences(fortune_dir), sizes, seed)
+    plan_json = {"preset": preset, "seed": seed, "sizes": sizes, "sample_rate": SAMPLE_RATE,
+                 "utterances": [dataclasses.asdict(u) for u in plan]}
+    _prepare_out_dir(out, plan_json, overwrite)
+
+    todo = [u for u in plan if not _is_complete_wav(out / u.relpath)]
+    if todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc=f"synthesizing {out.name}", unit="utt", disable=not progress)
+        # Each synthesis is two subprocesses, so threads keep every core busy.
+        with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+            for _ in pool.map(lambda u: synthesize(u, out / u.relpath), todo):
+                bar.update()
+        bar.close()
+
+    for split in SPLITS:
+        utts = [u for u in plan if u.split == split]
+        rows = [f"{u.relpath}\t{sf.info(str(out / u.relpath)).frames}" for u in utts]
+        _write_text(out / f"{split}.tsv", [str(out)] + rows)
+        _write_text(out / f"{split}.wrd", [u.text for u in utts])
+        _write_text(out / f"{split}.ltr", [letters(u.text) for u in utts])
+    write_dictionary(out / "dict.ltr.txt", [u.text for u in plan])
+    return out
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="output directory (created)")
+    parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS), help="corpus size")
+    parser.add_argument("--seed", type=int, default=1, help="decides sentences, speakers, rates")
+    parser.add_argument("--jobs", type=int, default=None, help="parallel syntheses (default: all cores)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a different corpus in --out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        out = build_corpus(args.out, args.preset, args.seed, args.jobs, args.overwrite, not args.no_progress)
+    except CorpusError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"corpus ready: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine; every command installs what is missing first.
+#
+#   bash run.sh demo    the main job: demo corpus -> CTC training -> decoding -> WER table
+#   bash run.sh test    the test suite (what CI runs)
+#   bash run.sh setup   only the installation (system packages + Python environment)
+#
+# The Python environment is $SSLASR_VENV (default: .venv in this directory), built from the
+# pinned set in requirements.txt with the plugin installed in editable mode.
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=${SSLASR_VENV:-$PWD/.venv}
+PYTHON=${PYTHON:-python3}
+SYSTEM_PACKAGES=(espeak-ng sox fortunes-min fortunes)
+
+system_packages() {
+    if command -v espeak-ng >/dev/null && command -v sox >/dev/null && [ -f /usr/share/games/fortunes/fortunes ]; then
+        return
+    fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing ${SYSTEM_PACKAGES[*]} (apt-get)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${SYSTEM_PACKAGES[@]}" >/dev/null
+    else
+        echo "error: the corpus needs ${SYSTEM_PACKAGES[*]}; install them, e.g. 'sudo apt-get install ${SYSTEM_PACKAGES[*]}'" >&2
+        exit 2
+    fi
+}
+
+install_plugin() {  # editable, so that examples/ and user_dir point at this checkout
+    local log
+    log=$("$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e . 2>&1) || { echo "$log" >&2; exit 1; }
+}
+
+python_env() {
+    local stamp="$VENV/.sslasr-requirements"
+    if [ -x "$VENV/bin/python" ] && cmp -s requirements.txt "$stamp"; then
+        install_plugin
+        return
+    fi
+    local version
+    version=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+    case "$version" in
+        3.11|3.12) ;;
+        *) echo "error: $PYTHON is Python $version; the pinned fairseq wheels need 3.11 or 3.12 (set PYTHON=python3.11)" >&2; exit 2 ;;
+    esac
+    echo "creating $VENV and installing requirements.txt (first run: a few minutes, ~5 GB)"
+    "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel
+    "$VENV/bin/python" -m pip install -q -r requirements.txt
+    install_plugin
+    cp requirements.txt "$stamp"
+}
+
+cmd=${1:-help}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+    setup) system_packages; python_env ;;
+    demo) system_packages; python_env; PATH="$VENV/bin:$PATH" bash examples/ctc/run_demo.sh "$@" ;;
+    test) system_packages; python_env; PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest tests "$@" ;;
+    *) sed -n '2,9p' "$0"; exit 2 ;;
+esac

@@ -1,0 +1,1 @@
+from .validate import DataError, validate_split  # noqa: F401

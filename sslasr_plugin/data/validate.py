@@ -1,0 +1,78 @@
+"""Checks that a fairseq audio manifest and its labels belong together, before training starts.
+
+Every problem is reported with the file, the line and what to do, e.g.
+"valid.ltr has 812 lines but valid.tsv lists 813 files".
+"""
+import os
+from typing import List, Optional, Tuple
+
+
+class DataError(ValueError):
+    """A data file is malformed; the message names the file, the line and the fix."""
+
+
+def read_manifest(tsv_path: str) -> Tuple[str, List[Tuple[int, str, int]]]:
+    """Return the root directory and (line number, relative path, samples) of each row."""
+    if not os.path.isfile(tsv_path):
+        raise DataError(f"{tsv_path}: manifest not found; build it with 'python -m data_prep.corpus' "
+                        "or fairseq's wav2vec_manifest.py")
+    with open(tsv_path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    if not lines:
+        raise DataError(f"{tsv_path}: empty manifest; its first line must be the audio root directory")
+    root, rows = lines[0], []
+    for lineno, line in enumerate(lines[1:], start=2):
+        parts = line.split("\t")
+        if len(parts) != 2 or not parts[1].strip().isdigit():
+            raise DataError(f"{tsv_path} line {lineno}: expected '<relative path><TAB><number of samples>', "
+                            f"found {line!r}")
+        rows.append((lineno, parts[0], int(parts[1])))
+    return root, rows
+
+
+def check_audio_exists(tsv_path: str, root: str, rows: List[Tuple[int, str, int]], max_report: int = 5) -> None:
+    missing = [(lineno, rel) for lineno, rel, _ in rows if not os.path.isfile(os.path.join(root, rel))]
+    if missing:
+        shown = "; ".join(f"line {n}: {os.path.join(root, rel)}" for n, rel in missing[:max_report])
+        raise DataError(f"{tsv_path}: {len(missing)} audio file(s) not found ({shown}); "
+                        f"fix the root directory on line 1 or remove those rows")
+    empty = [(lineno, rel) for lineno, rel, n in rows if n == 0]
+    if empty:
+        lineno, rel = empty[0]
+        raise DataError(f"{tsv_path} line {lineno}: {rel} has 0 samples; remove zero-length audio from the manifest")
+
+
+def check_labels(tsv_path: str, label_path: str, num_rows: int, dictionary=None, max_report: int = 5) -> None:
+    """Line count, empty lines and (with ``dictionary``) symbols missing from the dictionary."""
+    if not os.path.isfile(label_path):
+        raise DataError(f"{label_path}: label file not found; it must sit next to {os.path.basename(tsv_path)}")
+    with open(label_path, encoding="utf-8") as f:
+        labels = f.read().splitlines()
+    if len(labels) != num_rows:
+        raise DataError(f"{os.path.basename(label_path)} has {len(labels)} lines but "
+                        f"{os.path.basename(tsv_path)} lists {num_rows} files; they must match line by line "
+                        f"({label_path}, {tsv_path})")
+    for lineno, label in enumerate(labels, start=1):
+        if not label.strip():
+            raise DataError(f"{label_path} line {lineno}: empty transcript; remove the utterance from both "
+                            f"{os.path.basename(label_path)} and {os.path.basename(tsv_path)}")
+    if dictionary is not None:
+        unknown = [
+            (lineno, sorted({s for s in label.split() if dictionary.index(s) == dictionary.unk()}))
+            for lineno, label in enumerate(labels, start=1)
+        ]
+        unknown = [(n, syms) for n, syms in unknown if syms]
+        if unknown:
+            shown = "; ".join(f"line {n}: {' '.join(syms)}" for n, syms in unknown[:max_report])
+            raise DataError(f"{label_path}: {len(unknown)} line(s) hold symbols missing from the dictionary "
+                            f"({shown}); add them to the dict file or normalize the transcripts")
+
+
+def validate_split(data_dir: str, split: str, labels: Optional[str], dictionary=None) -> int:
+    """Validate ``split`` of a fairseq audio data directory; return its number of utterances."""
+    tsv = os.path.join(data_dir, f"{split}.tsv")
+    root, rows = read_manifest(tsv)
+    check_audio_exists(tsv, root, rows)
+    if labels:
+        check_labels(tsv, os.path.join(data_dir, f"{split}.{labels}"), len(rows), dictionary)
+    return len(rows)

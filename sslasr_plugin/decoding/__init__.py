@@ -1,0 +1,1 @@
+from .ctc import CtcGenerator, greedy_decode  # noqa: F401

@@ -1,0 +1,61 @@
+"""CTC decoding as a function of log-probabilities, and the generator fairseq-generate calls.
+
+Greedy (best path) decoding lives in ``greedy_decode``; a beam or LM decoder plugs in as
+another function with the same signature, chosen in ``CtcGenerator``.
+"""
+from typing import Dict, List, Optional
+
+import torch
+
+
+def greedy_decode(lprobs: torch.Tensor, lengths: torch.Tensor, blank: int) -> List[Dict[str, torch.Tensor]]:
+    """Best-path CTC decoding of ``lprobs`` (B, T, V) with ``lengths`` (B,) valid frames.
+
+    Returns per utterance: ``tokens`` (repeats collapsed, blanks removed), ``score`` (log-prob
+    of the best frame path) and ``positional_scores`` (log-prob of each token's first frame).
+    """
+    best, labels = lprobs.max(dim=-1)
+    hypos = []
+    for b in range(lprobs.size(0)):
+        frames, scores = labels[b, : lengths[b]], best[b, : lengths[b]]
+        new_run = torch.ones_like(frames, dtype=torch.bool)
+        new_run[1:] = frames[1:] != frames[:-1]
+        keep = new_run & (frames != blank)
+        hypos.append({
+            "tokens": frames[keep],
+            "score": scores.sum(),
+            "positional_scores": scores[keep].float(),
+        })
+    return hypos
+
+
+class CtcGenerator:
+    """What ``task.build_generator`` returns for CTC models: fairseq-generate's hypothesis dicts."""
+
+    def __init__(self, models, tgt_dict, blank: int, decoder=greedy_decode):
+        self.models = models
+        self.blank = blank
+        self.decoder = decoder
+        self.symbols_to_strip_from_output = {tgt_dict.bos(), tgt_dict.eos(), tgt_dict.pad()}
+
+    @torch.no_grad()
+    def emissions(self, models, net_input) -> (torch.Tensor, Optional[torch.Tensor]):
+        """Log-probs (B, T, V) averaged over the ensemble, and the valid frames of each row."""
+        total, lengths = None, None
+        for model in models:
+            net_output = model(**net_input)
+            lprobs = model.get_normalized_probs(net_output, log_probs=True).transpose(0, 1)
+            total = lprobs if total is None else total + lprobs
+            if lengths is None:
+                pad = net_output.get("padding_mask")
+                lengths = (
+                    (~pad).sum(-1) if pad is not None
+                    else torch.full((lprobs.size(0),), lprobs.size(1), device=lprobs.device)
+                )
+        return total / len(models), lengths
+
+    @torch.no_grad()
+    def generate(self, models, sample, **unused):
+        lprobs, lengths = self.emissions(models, sample["net_input"])
+        hypos = self.decoder(lprobs.float().cpu(), lengths.cpu(), self.blank)
+        return [[dict(h, alignment=None)] for h in hypos]

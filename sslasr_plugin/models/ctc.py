@@ -1,0 +1,63 @@
+"""CTC speech recognizer: a wav2vec 2.0 encoder (from scratch or from a checkpoint) + linear head.
+
+fairseq's ``wav2vec_ctc`` can only start from a pre-trained checkpoint (``w2v_path``).  This
+model also trains from scratch: it describes the encoder by ``encoder`` (an
+``sslasr_wav2vec2`` config) and hands fairseq's ``Wav2VecEncoder`` the same ``w2v_args`` that
+fairseq stores in every fine-tuned checkpoint, so that training, resuming and decoding all go
+through fairseq's own code path.
+"""
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Optional
+
+from fairseq.models import register_model
+from fairseq.models.wav2vec.wav2vec2_asr import Wav2Vec2CtcConfig, Wav2VecCtc, Wav2VecEncoder
+from omegaconf import OmegaConf
+
+from .wav2vec2 import SslAsrWav2Vec2Config
+
+# Fine-tuning options that also exist in the encoder config: the fine-tuning value wins, as
+# fairseq's arg_overrides do for a pre-trained checkpoint.
+_SHARED_OPTIONS = sorted(
+    ({f.name for f in dataclasses.fields(Wav2Vec2CtcConfig)} & {f.name for f in dataclasses.fields(SslAsrWav2Vec2Config)})
+    - {"_name"}
+)
+
+
+@dataclass
+class SslAsrCtcConfig(Wav2Vec2CtcConfig):
+    w2v_path: Optional[str] = field(
+        default=None,
+        metadata={"help": "fairseq wav2vec 2.0 checkpoint to start from; unset: train `encoder` from scratch"},
+    )
+    encoder: SslAsrWav2Vec2Config = field(
+        default_factory=SslAsrWav2Vec2Config,
+        metadata={"help": "architecture of the from-scratch encoder (unused with w2v_path)"},
+    )
+
+
+def scratch_w2v_args(cfg: SslAsrCtcConfig):
+    """The w2v_args (pre-training task + model config) of a randomly initialized encoder."""
+    model = OmegaConf.merge(OmegaConf.structured(SslAsrWav2Vec2Config), cfg.encoder)
+    for name in _SHARED_OPTIONS:
+        model[name] = cfg[name]
+    model.encoder_layerdrop = cfg.layerdrop
+    model._name = "sslasr_wav2vec2"
+    task = {"_name": "audio_pretraining", "data": cfg.data, "normalize": cfg.normalize}
+    return OmegaConf.create({"task": task, "model": OmegaConf.to_container(model)})
+
+
+class SslAsrEncoder(Wav2VecEncoder):
+    def __init__(self, cfg: SslAsrCtcConfig, output_size: Optional[int] = None):
+        if cfg.w2v_path is None and cfg.w2v_args is None:
+            cfg.w2v_args = scratch_w2v_args(cfg)
+        super().__init__(cfg, output_size)
+
+
+@register_model("sslasr_ctc", dataclass=SslAsrCtcConfig)
+class SslAsrCtc(Wav2VecCtc):
+    """fairseq's Wav2VecCtc (logits, blank handling, normalized probs) over SslAsrEncoder."""
+
+    @classmethod
+    def build_model(cls, cfg: SslAsrCtcConfig, task):
+        return cls(cfg, SslAsrEncoder(cfg, len(task.target_dictionary)))

@@ -1,0 +1,38 @@
+"""wav2vec 2.0 with a choice of front end: fairseq's waveform convolutions or log-mel + convs."""
+from dataclasses import dataclass, field
+
+import torch
+from fairseq.dataclass import ChoiceEnum
+from fairseq.models import register_model
+from fairseq.models.wav2vec.wav2vec2 import Wav2Vec2Config, Wav2Vec2Model
+
+from .frontend import LogMelFrontend
+
+FRONTEND_CHOICES = ChoiceEnum(["waveform", "fbank"])
+
+
+@dataclass
+class SslAsrWav2Vec2Config(Wav2Vec2Config):
+    frontend: FRONTEND_CHOICES = field(
+        default="waveform",
+        metadata={
+            "help": "waveform: fairseq's conv feature encoder (the paper's); fbank: 25 ms/10 ms "
+            "log-mel frames, then conv_feature_layers as 1-D convs over them (cheap on CPUs)"
+        },
+    )
+    fbank_mels: int = field(default=80, metadata={"help": "mel bins of the fbank front end"})
+
+
+@register_model("sslasr_wav2vec2", dataclass=SslAsrWav2Vec2Config)
+class SslAsrWav2Vec2Model(Wav2Vec2Model):
+    """fairseq's Wav2Vec2Model; with frontend=fbank its feature extractor is LogMelFrontend."""
+
+    def __init__(self, cfg: SslAsrWav2Vec2Config):
+        super().__init__(cfg)
+        if cfg.frontend == "fbank":
+            self.feature_extractor = LogMelFrontend(eval(cfg.conv_feature_layers), cfg.fbank_mels)
+
+    def _get_feat_extract_output_lengths(self, input_lengths: torch.LongTensor):
+        if self.cfg.frontend == "fbank":
+            input_lengths = self.feature_extractor.num_frames(input_lengths)
+        return super()._get_feat_extract_output_lengths(input_lengths)

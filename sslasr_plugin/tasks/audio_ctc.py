@@ -1,0 +1,43 @@
+"""Supervised CTC on labeled audio, decodable with fairseq-generate.
+
+fairseq's ``audio_finetuning`` trains CTC models but builds no generator for them, so
+``fairseq-generate`` cannot decode what it trains.  This task is ``audio_finetuning`` plus a
+CTC generator and a data check that runs before any worker starts.
+
+    fairseq-generate DATA --user-dir sslasr_plugin --task sslasr_audio_ctc --path ckpt.pt \
+        --gen-subset test --scoring wer --post-process letter --max-tokens 4000000
+"""
+from dataclasses import dataclass, field
+from typing import Optional
+
+from fairseq.tasks import register_task
+from fairseq.tasks.audio_finetuning import AudioFinetuningConfig, AudioFinetuningTask
+
+from ..data.validate import validate_split
+from ..decoding.ctc import CtcGenerator
+
+
+@dataclass
+class AudioCtcConfig(AudioFinetuningConfig):
+    labels: Optional[str] = field(
+        default="ltr", metadata={"help": "label file extension: {split}.{labels} and dict.{labels}.txt"}
+    )
+    check_data: bool = field(
+        default=True,
+        metadata={"help": "check manifest, audio files and labels of each split when it is loaded"},
+    )
+
+
+@register_task("sslasr_audio_ctc", dataclass=AudioCtcConfig)
+class AudioCtcTask(AudioFinetuningTask):
+    cfg: AudioCtcConfig
+
+    def load_dataset(self, split: str, task_cfg: AudioCtcConfig = None, **kwargs):
+        task_cfg = task_cfg or self.cfg
+        if self.cfg.check_data and task_cfg.get("multi_corpus_keys") is None:
+            validate_split(self.cfg.data, split, task_cfg.labels, self.target_dictionary)
+        super().load_dataset(split, task_cfg, **kwargs)
+
+    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, **unused):
+        blank = self.target_dictionary.index(self.blank_symbol)
+        return CtcGenerator(models, self.target_dictionary, blank=blank)

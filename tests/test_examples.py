@@ -1,0 +1,62 @@
+"""Every config under examples/ runs, tiny, through the real fairseq-hydra-train and
+fairseq-generate command lines."""
+import re
+
+import pytest
+import torch
+
+from conftest import REPO, generate, hydra_train
+
+EXAMPLES = REPO / "examples"
+# How each example is exercised below; a config missing here fails test_every_example_is_run.
+RUN_BY = {
+    "ctc/scratch_fbank": "test_scratch_ctc_trains_and_decodes",
+    "ctc/finetune_w2v": "test_finetune_from_plugin_pretraining",
+    "wav2vec2/pretrain_fbank": "test_finetune_from_plugin_pretraining",
+}
+
+
+def test_every_example_is_run():
+    configs = {str(p.relative_to(EXAMPLES).with_suffix("")) for p in EXAMPLES.rglob("*.yaml")}
+    assert configs == set(RUN_BY), "list each new example config in RUN_BY and run it in a test"
+
+
+def _assert_decodes(corpus, checkpoint, subset):
+    proc = generate(corpus, checkpoint, subset)
+    assert re.search(rf"Generate {subset} with beam=\d+: WER: \d+\.\d+", proc.stdout + proc.stderr)
+    refs = [line for line in proc.stdout.splitlines() if line.startswith("T-")]
+    assert len(refs) == len((corpus / f"{subset}.wrd").read_text().splitlines())
+    assert len([line for line in proc.stdout.splitlines() if line.startswith("D-")]) == len(refs)
+
+
+def test_scratch_ctc_trains_and_decodes(ctc_checkpoint, tiny_corpus):
+    for subset in ("test", "test_ood"):
+        _assert_decodes(tiny_corpus, ctc_checkpoint, subset)
+
+
+@pytest.fixture(scope="module")
+def plugin_w2v_checkpoint(tiny_corpus, tmp_path_factory):
+    save_dir = tmp_path_factory.mktemp("w2v")
+    hydra_train("examples/wav2vec2", "pretrain_fbank", tiny_corpus, save_dir)
+    return save_dir / "checkpoint_last.pt"
+
+
+def _finetune(corpus, w2v_checkpoint, save_dir):
+    hydra_train("examples/ctc", "finetune_w2v", corpus, save_dir, f"model.w2v_path={w2v_checkpoint}")
+    finetuned = torch.load(save_dir / "checkpoint_last.pt", weights_only=True)
+    pretrained = torch.load(w2v_checkpoint, weights_only=True)
+    # Frozen for the first freeze_finetune_updates: the encoder still holds the pre-trained weights.
+    name = "encoder.layers.1.fc1.weight"
+    assert torch.equal(finetuned["model"][f"w2v_encoder.w2v_model.{name}"], pretrained["model"][name])
+    return save_dir / "checkpoint_last.pt"
+
+
+def test_finetune_from_plugin_pretraining(plugin_w2v_checkpoint, tiny_corpus, tmp_path):
+    _assert_decodes(tiny_corpus, _finetune(tiny_corpus, plugin_w2v_checkpoint, tmp_path / "ft"), "test")
+
+
+def test_finetune_from_stock_fairseq_wav2vec2(tiny_corpus, tmp_path):
+    stock = tmp_path / "stock"
+    hydra_train(str(REPO / "tests" / "configs"), "stock_wav2vec2_tiny", tiny_corpus, stock, user_dir=None)
+    assert torch.load(stock / "checkpoint_last.pt", weights_only=True)["cfg"]["model"]["_name"] == "wav2vec2"
+    _assert_decodes(tiny_corpus, _finetune(tiny_corpus, stock / "checkpoint_last.pt", tmp_path / "ft"), "test")

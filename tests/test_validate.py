@@ -1,0 +1,58 @@
+import pytest
+
+from conftest import hydra_train
+from sslasr_plugin.data.validate import DataError, validate_split
+
+
+def _dictionary(corpus):
+    from fairseq.data import Dictionary
+
+    return Dictionary.load(str(corpus / "dict.ltr.txt"))
+
+
+def _edit_line(path, lineno, text):
+    lines = path.read_text().splitlines()
+    lines[lineno - 1] = text
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_clean_corpus_passes(tiny_corpus):
+    assert validate_split(str(tiny_corpus), "valid", "ltr", _dictionary(tiny_corpus)) == 8
+
+
+def test_label_line_count_mismatch(corpus_copy):
+    ltr = corpus_copy / "valid.ltr"
+    ltr.write_text("\n".join(ltr.read_text().splitlines()[:-1]) + "\n")
+    with pytest.raises(DataError, match=r"valid.ltr has 7 lines but valid.tsv lists 8 files"):
+        validate_split(str(corpus_copy), "valid", "ltr")
+
+
+def test_symbol_missing_from_dictionary(corpus_copy):
+    _edit_line(corpus_copy / "valid.ltr", 3, "C A F \u00c9 |")
+    with pytest.raises(DataError, match="valid.ltr: 1 line.*line 3: \u00c9.*dict"):
+        validate_split(str(corpus_copy), "valid", "ltr", _dictionary(corpus_copy))
+
+
+def test_empty_transcript(corpus_copy):
+    _edit_line(corpus_copy / "valid.ltr", 2, "")
+    with pytest.raises(DataError, match="valid.ltr line 2: empty transcript"):
+        validate_split(str(corpus_copy), "valid", "ltr")
+
+
+def test_missing_audio_and_malformed_rows(corpus_copy):
+    rel = (corpus_copy / "valid.tsv").read_text().splitlines()[4].split("\t")[0]
+    (corpus_copy / rel).unlink()
+    with pytest.raises(DataError, match=f"valid.tsv: 1 audio file.*line 5: .*{rel}"):
+        validate_split(str(corpus_copy), "valid", None)
+    _edit_line(corpus_copy / "valid.tsv", 5, f"{rel} 1234")
+    with pytest.raises(DataError, match="valid.tsv line 5: expected"):
+        validate_split(str(corpus_copy), "valid", None)
+
+
+def test_training_stops_before_any_update_with_a_clear_message(corpus_copy, tmp_path):
+    ltr = corpus_copy / "labeled.ltr"
+    ltr.write_text(ltr.read_text() + "E X T R A |\n")
+    proc = hydra_train("examples/ctc", "scratch_fbank", corpus_copy, tmp_path / "exp", check=False)
+    assert proc.returncode != 0
+    assert "labeled.ltr has 25 lines but labeled.tsv lists 24 files" in proc.stdout + proc.stderr
+    assert not (tmp_path / "exp" / "checkpoint_last.pt").exists()
