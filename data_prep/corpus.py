@@ -137,9 +137,9 @@ def synthesize(utt: Utterance, wav_path: Path) -> None:
              utt.text.lower()],
             check=True, capture_output=True,
         )
-        # -v 0.9 leaves headroom so that resampling does not clip.
+        # -v 0.9 leaves headroom so that resampling does not clip; -R makes the dither repeatable.
         subprocess.run(
-            ["sox", "-v", "0.9", raw, "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", out],
+            ["sox", "-R", "-v", "0.9", raw, "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", out],
             check=True, capture_output=True,
         )
         shutil.move(out, wav_path)

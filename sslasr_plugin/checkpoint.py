@@ -19,12 +19,22 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint's pickle references a global outside the allow-list."""
 
 
+def _unsafe_globals(path) -> list:
+    """Globals the pickle in ``path`` references beyond the allow-list (read, never executed)."""
+    allowed = {f"{c.__module__}.{c.__qualname__}" for c in SAFE_GLOBALS}
+    try:
+        return [g for g in torch.serialization.get_unsafe_globals_in_checkpoint(path) if g not in allowed]
+    except Exception:  # not a zip checkpoint at all: torch's own error says more
+        return []
+
+
 def _unsafe_message(path, err: Exception) -> str:
+    found = _unsafe_globals(path)
+    what = ", ".join(found) if found else str(err).strip().splitlines()[0]
     return (
-        f"refused to load {path}: its pickle references a global that fairseq checkpoints never "
-        f"contain, so it may run arbitrary code ({str(err).splitlines()[-1] if str(err) else err}). "
-        "Do not load it unless you trust its origin; the allow-list is "
-        "sslasr_plugin.checkpoint.SAFE_GLOBALS."
+        f"refused to load {path}: its pickle references {what}, which fairseq checkpoints never "
+        "contain, so it may run arbitrary code. Do not load it unless you trust its origin; the "
+        "allow-list is sslasr_plugin.checkpoint.SAFE_GLOBALS."
     )
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from conftest import REPO, generate, hydra_train
+from sslasr_plugin.checkpoint import load_checkpoint
 
 EXAMPLES = REPO / "examples"
 # How each example is exercised below; a config missing here fails test_every_example_is_run.
@@ -41,10 +42,10 @@ def plugin_w2v_checkpoint(tiny_corpus, tmp_path_factory):
     return save_dir / "checkpoint_last.pt"
 
 
-def _finetune(corpus, w2v_checkpoint, save_dir):
-    hydra_train("examples/ctc", "finetune_w2v", corpus, save_dir, f"model.w2v_path={w2v_checkpoint}")
-    finetuned = torch.load(save_dir / "checkpoint_last.pt", weights_only=True)
-    pretrained = torch.load(w2v_checkpoint, weights_only=True)
+def _finetune(corpus, w2v_checkpoint, save_dir, *overrides):
+    hydra_train("examples/ctc", "finetune_w2v", corpus, save_dir, f"model.w2v_path={w2v_checkpoint}", *overrides)
+    finetuned = load_checkpoint(save_dir / "checkpoint_last.pt")
+    pretrained = load_checkpoint(w2v_checkpoint)
     # Frozen for the first freeze_finetune_updates: the encoder still holds the pre-trained weights.
     name = "encoder.layers.1.fc1.weight"
     assert torch.equal(finetuned["model"][f"w2v_encoder.w2v_model.{name}"], pretrained["model"][name])
@@ -58,5 +59,8 @@ def test_finetune_from_plugin_pretraining(plugin_w2v_checkpoint, tiny_corpus, tm
 def test_finetune_from_stock_fairseq_wav2vec2(tiny_corpus, tmp_path):
     stock = tmp_path / "stock"
     hydra_train(str(REPO / "tests" / "configs"), "stock_wav2vec2_tiny", tiny_corpus, stock, user_dir=None)
-    assert torch.load(stock / "checkpoint_last.pt", weights_only=True)["cfg"]["model"]["_name"] == "wav2vec2"
-    _assert_decodes(tiny_corpus, _finetune(tiny_corpus, stock / "checkpoint_last.pt", tmp_path / "ft"), "test")
+    assert load_checkpoint(stock / "checkpoint_last.pt")["cfg"]["model"]["_name"] == "wav2vec2"
+    # fairseq raises when mask_channel_prob * channels / mask_channel_length rounds to no mask:
+    # the tiny stock encoder has only 32 channels.
+    finetuned = _finetune(tiny_corpus, stock / "checkpoint_last.pt", tmp_path / "ft", "model.mask_channel_length=2")
+    _assert_decodes(tiny_corpus, finetuned, "test")
