@@ -6,13 +6,16 @@ loader off, this module allow-lists exactly the classes that fairseq and this pl
 checkpoints.  A file whose pickle calls anything else (``os.system``, say) is refused, and the
 error names the file and the offending global.
 """
+import argparse
 import pickle
 
 import torch
 from fairseq import checkpoint_utils
 from fairseq.data.dictionary import Dictionary
 
-SAFE_GLOBALS = [Dictionary]
+# Dictionary: task state of fine-tuned models (label dictionaries).  Namespace: the options of
+# checkpoints written by fairseq < 0.10 (e.g. the first wav2vec 2.0 releases), stored as `args`.
+SAFE_GLOBALS = [Dictionary, argparse.Namespace]
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError):

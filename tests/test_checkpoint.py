@@ -47,3 +47,12 @@ def test_fairseq_generate_refuses_malicious_checkpoint(malicious_checkpoint, tin
     assert proc.returncode != 0
     assert "refused to load" in proc.stderr and "evil checkpoint.pt" in proc.stderr
     assert not marker.exists()
+
+
+def test_old_fairseq_checkpoint_with_namespace_args_loads(tmp_path):
+    import argparse
+
+    path = tmp_path / "old.pt"
+    torch.save({"args": argparse.Namespace(arch="wav2vec2", lr=[0.1]), "model": {"w": torch.ones(2)}}, path)
+    state = load_checkpoint(str(path))
+    assert state["args"].arch == "wav2vec2" and torch.equal(state["model"]["w"], torch.ones(2))

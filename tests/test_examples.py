@@ -1,6 +1,7 @@
 """Every config under examples/ runs, tiny, through the real fairseq-hydra-train and
 fairseq-generate command lines."""
 import re
+import shutil
 
 import pytest
 import torch
@@ -14,6 +15,8 @@ RUN_BY = {
     "ctc/scratch_fbank": "test_scratch_ctc_trains_and_decodes",
     "ctc/finetune_w2v": "test_finetune_from_plugin_pretraining",
     "wav2vec2/pretrain_fbank": "test_finetune_from_plugin_pretraining",
+    "csl/csl": "test_csl.py::test_pretrain_finetune_decode",
+    "csl/ce_pl": "test_csl.py::test_pretrain_finetune_decode",
 }
 
 
@@ -24,7 +27,7 @@ def test_every_example_is_run():
 
 def _assert_decodes(corpus, checkpoint, subset):
     proc = generate(corpus, checkpoint, subset)
-    assert re.search(rf"Generate {subset} with beam=\d+: WER: \d+\.\d+", proc.stdout + proc.stderr)
+    assert re.search(rf"Generate {subset} with beam=1: WER: \d+\.\d+", proc.stdout + proc.stderr)
     refs = [line for line in proc.stdout.splitlines() if line.startswith("T-")]
     assert len(refs) == len((corpus / f"{subset}.wrd").read_text().splitlines())
     assert len([line for line in proc.stdout.splitlines() if line.startswith("D-")]) == len(refs)
@@ -63,4 +66,24 @@ def test_finetune_from_stock_fairseq_wav2vec2(tiny_corpus, tmp_path):
     # fairseq raises when mask_channel_prob * channels / mask_channel_length rounds to no mask:
     # the tiny stock encoder has only 32 channels.
     finetuned = _finetune(tiny_corpus, stock / "checkpoint_last.pt", tmp_path / "ft", "model.mask_channel_length=2")
+    _assert_decodes(tiny_corpus, finetuned, "test")
+
+
+def test_finetune_from_stock_fairseq_hubert(tiny_corpus, tmp_path):
+    import numpy as np
+
+    labels = tmp_path / "km"
+    labels.mkdir()
+    rng = np.random.default_rng(0)
+    for split in ("unlabeled", "valid"):
+        rows = (tiny_corpus / f"{split}.tsv").read_text().splitlines()[1:]
+        frames = [(int(r.split("\t")[1]) - 400) // 320 + 1 for r in rows]  # the conv encoder's 50 Hz frames
+        (labels / f"{split}.km").write_text("".join(" ".join(map(str, rng.integers(0, 8, n))) + "\n" for n in frames))
+    (labels / "dict.km.txt").write_text("".join(f"{i} 1\n" for i in range(8)))
+    stock = tmp_path / "stock"
+    hydra_train(str(REPO / "tests" / "configs"), "stock_hubert_tiny", tiny_corpus, stock, f"task.label_dir={labels}",
+                user_dir=None)
+    assert load_checkpoint(stock / "checkpoint_last.pt")["cfg"]["model"]["_name"] == "hubert"
+    finetuned = _finetune(tiny_corpus, stock / "checkpoint_last.pt", tmp_path / "ft", "model.mask_channel_length=2")
+    shutil.rmtree(labels)  # decoding must not need the pre-training labels
     _assert_decodes(tiny_corpus, finetuned, "test")

@@ -50,3 +50,11 @@ def test_waveform_frontend_is_fairseqs():
     assert isinstance(model.feature_extractor, ConvFeatureExtractionModel)
     assert model._get_feat_extract_output_lengths(torch.tensor([1600])).item() == model.feature_extractor(
         torch.randn(1, 1600)).size(-1)
+
+
+def test_channel_masking_that_fairseq_cannot_draw_is_refused():
+    import pytest
+
+    cfg = SslAsrWav2Vec2Config(encoder_embed_dim=256, mask_channel_prob=0.05, mask_channel_length=16)
+    with pytest.raises(ValueError, match=r"0.05 \* 256 / 16 = 0.80 < 1"):
+        SslAsrWav2Vec2Model(cfg)

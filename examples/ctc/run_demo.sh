@@ -19,7 +19,7 @@ trained=$(date +%s)
 reports=()
 for split in test test_ood; do
     fairseq-generate "$DATA" --user-dir sslasr_plugin --task sslasr_audio_ctc \
-        --path "$EXP/checkpoint_best.pt" --gen-subset "$split" --scoring wer --post-process letter \
+        --path "$EXP/checkpoint_best.pt" --gen-subset "$split" --scoring wer --post-process letter --beam 1 \
         --max-tokens 4000000 --results-path "$EXP/decode_$split" >/dev/null
     tail -n 1 "$EXP/decode_$split/generate-$split.txt"
     reports+=("$split=$EXP/decode_$split/generate-$split.txt")

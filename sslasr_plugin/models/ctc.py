@@ -1,16 +1,19 @@
-"""CTC speech recognizer: a wav2vec 2.0 encoder (from scratch or from a checkpoint) + linear head.
+"""CTC speech recognizer: a wav2vec 2.0 or HuBERT encoder (from scratch or a checkpoint) + linear head.
 
-fairseq's ``wav2vec_ctc`` can only start from a pre-trained checkpoint (``w2v_path``).  This
-model also trains from scratch: it describes the encoder by ``encoder`` (an
-``sslasr_wav2vec2`` config) and hands fairseq's ``Wav2VecEncoder`` the same ``w2v_args`` that
-fairseq stores in every fine-tuned checkpoint, so that training, resuming and decoding all go
-through fairseq's own code path.
+fairseq's ``wav2vec_ctc`` and ``hubert_ctc`` can only start from a pre-trained checkpoint
+(``w2v_path``), each of its own kind.  This model takes either kind of checkpoint, and also
+trains from scratch: it describes the encoder by ``encoder`` (an ``sslasr_wav2vec2`` config)
+and hands fairseq's ``Wav2VecEncoder`` the same ``w2v_args`` that fairseq stores in every
+fine-tuned checkpoint, so that training, resuming and decoding all go through fairseq's own
+code path.
 """
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
+import torch
 from fairseq.models import register_model
+from fairseq.models.hubert.hubert_asr import HubertEncoder
 from fairseq.models.wav2vec.wav2vec2_asr import Wav2Vec2CtcConfig, Wav2VecCtc, Wav2VecEncoder
 from omegaconf import OmegaConf
 
@@ -34,6 +37,9 @@ class SslAsrCtcConfig(Wav2Vec2CtcConfig):
         default_factory=SslAsrWav2Vec2Config,
         metadata={"help": "architecture of the from-scratch encoder (unused with w2v_path)"},
     )
+    autoregressive: bool = field(
+        default=False, metadata={"help": "always false for CTC (read by fairseq's HubertEncoder)"}
+    )
 
 
 def scratch_w2v_args(cfg: SslAsrCtcConfig):
@@ -54,10 +60,34 @@ class SslAsrEncoder(Wav2VecEncoder):
         super().__init__(cfg, output_size)
 
 
+def _pretrained_model_name(cfg: SslAsrCtcConfig) -> str:
+    """Model name of the encoder: from w2v_args, or read (memory-mapped) from w2v_path."""
+    if cfg.w2v_args is not None:
+        return cfg.w2v_args.model._name
+    if cfg.w2v_path is None:
+        return "sslasr_wav2vec2"
+    state = torch.load(cfg.w2v_path, map_location="cpu", mmap=True, weights_only=True)
+    if state.get("cfg") is not None:
+        return state["cfg"]["model"]["_name"]
+    return getattr(state.get("args"), "arch", "wav2vec2")  # fairseq < 0.10 checkpoints
+
+
+def _keep_hubert_dictionaries(cfg: SslAsrCtcConfig, task) -> None:
+    """HuBERT models are built with their label dictionaries: keep them in the task state, so
+    that fine-tuned checkpoints reload (for decoding, resuming) without the pre-training labels."""
+    if cfg.w2v_args is None:
+        state = torch.load(cfg.w2v_path, map_location="cpu", mmap=True, weights_only=True)
+        task.state.merge_state_dict({"dictionaries": state["task_state"]["dictionaries"]})
+
+
 @register_model("sslasr_ctc", dataclass=SslAsrCtcConfig)
 class SslAsrCtc(Wav2VecCtc):
-    """fairseq's Wav2VecCtc (logits, blank handling, normalized probs) over SslAsrEncoder."""
+    """fairseq's Wav2VecCtc (logits, blank handling, normalized probs) over a wav2vec 2.0
+    encoder (SslAsrEncoder) or fairseq's HubertEncoder."""
 
     @classmethod
     def build_model(cls, cfg: SslAsrCtcConfig, task):
+        if _pretrained_model_name(cfg) == "hubert":
+            _keep_hubert_dictionaries(cfg, task)
+            return cls(cfg, HubertEncoder(cfg, task))
         return cls(cfg, SslAsrEncoder(cfg, len(task.target_dictionary)))

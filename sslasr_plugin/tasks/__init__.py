@@ -1,1 +1,1 @@
-from . import audio_ctc  # noqa: F401  (registers sslasr_audio_ctc)
+from . import audio_ctc, frame_labels  # noqa: F401  (registers sslasr_audio_ctc, sslasr_frame_labels)

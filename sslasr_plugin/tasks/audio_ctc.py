@@ -5,7 +5,7 @@ fairseq's ``audio_finetuning`` trains CTC models but builds no generator for the
 CTC generator and a data check that runs before any worker starts.
 
     fairseq-generate DATA --user-dir sslasr_plugin --task sslasr_audio_ctc --path ckpt.pt \
-        --gen-subset test --scoring wer --post-process letter --max-tokens 4000000
+        --gen-subset test --scoring wer --post-process letter --beam 1 --max-tokens 4000000
 """
 from dataclasses import dataclass, field
 from typing import Optional

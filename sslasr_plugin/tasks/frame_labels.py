@@ -1,0 +1,62 @@
+"""Audio with one pseudo-label per encoder frame: fairseq's hubert_pretraining data pipeline
+(label files {label_dir}/{split}.{label} + dict.{label}.txt, consistent audio/label cropping),
+plus optional label-aware batching for CSL.
+"""
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+from fairseq.data import iterators
+from fairseq.tasks import register_task
+from fairseq.tasks.hubert_pretraining import HubertPretrainingConfig, HubertPretrainingTask
+
+from ..data.label_aware_batching import label_aware_batches, pair_coverage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FrameLabelsConfig(HubertPretrainingConfig):
+    label_aware_batching: bool = field(
+        default=False,
+        metadata={"help": "build batches with LAB (rarest label first, labels in pairs) instead of by length"},
+    )
+
+
+@register_task("sslasr_frame_labels", dataclass=FrameLabelsConfig)
+class FrameLabelsTask(HubertPretrainingTask):
+    cfg: FrameLabelsConfig
+
+    def utterance_labels(self, dataset):
+        """The first label stream of every utterance, as numpy arrays (read once per dataset)."""
+        if not hasattr(dataset, "_sslasr_utt_labels"):
+            dataset._sslasr_utt_labels = [dataset.get_label(i, 0).numpy() for i in range(len(dataset))]
+        return dataset._sslasr_utt_labels
+
+    def get_batch_iterator(self, dataset, max_tokens=None, max_sentences=None, max_positions=None,
+                           ignore_invalid_inputs=False, required_batch_size_multiple=1, seed=1, num_shards=1,
+                           shard_id=0, num_workers=0, epoch=1, data_buffer_size=0, disable_iterator_cache=False,
+                           skip_remainder_batch=False, grouped_shuffling=False, update_epoch_batch_itr=False):
+        if not self.cfg.label_aware_batching:
+            return super().get_batch_iterator(
+                dataset, max_tokens, max_sentences, max_positions, ignore_invalid_inputs,
+                required_batch_size_multiple, seed, num_shards, shard_id, num_workers, epoch, data_buffer_size,
+                disable_iterator_cache, skip_remainder_batch, grouped_shuffling, update_epoch_batch_itr,
+            )
+        utt_labels = self.utterance_labels(dataset)
+        # Audio longer than max_sample_size is cropped by the dataset: batch by the cropped size.
+        sizes = np.minimum(dataset.sizes, dataset.max_sample_size)
+
+        def batches(ds, ep):
+            out = label_aware_batches(utt_labels, sizes, max_tokens or np.iinfo(np.int64).max, seed, ep, max_sentences)
+            logger.info(f"label-aware batching, epoch {ep}: {len(out)} batches, "
+                        f"{pair_coverage(out, utt_labels):.3f} of batch labels held by >= 2 utterances")
+            return out
+
+        # fairseq shards the batches over ranks (equal counts, padded with empty batches) and
+        # groups update_freq of them per update; the callable is re-run each epoch.
+        return iterators.EpochBatchIterator(
+            dataset=dataset, collate_fn=dataset.collater, batch_sampler=batches, seed=seed,
+            num_shards=num_shards, shard_id=shard_id, num_workers=num_workers, epoch=epoch,
+            buffer_size=data_buffer_size, skip_remainder_batch=skip_remainder_batch,
+        )

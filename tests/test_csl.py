@@ -1,0 +1,76 @@
+"""CSL end to end: CTC teacher -> frame pseudo-labels -> CSL / CE-PL pre-training -> CTC
+fine-tuning -> fairseq-generate, each through the real command lines."""
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import generate, hydra_train, run_cli
+from data_prep.pseudo_labels import frame_labels_from_path
+
+
+def test_frame_labels_fill_blanks_with_previous_token():
+    blank, silence = 0, 5
+    assert frame_labels_from_path(np.array([0, 0, 3, 0, 0, 4, 4, 0]), blank, silence).tolist() == [3, 3, 3, 3, 3, 4, 4, 4]
+    assert frame_labels_from_path(np.array([0, 0, 0]), blank, silence).tolist() == [5, 5, 5]
+
+
+def _label(teacher, corpus, out, *extra, check=True):
+    return run_cli([sys.executable, "-m", "data_prep.pseudo_labels", "--teacher", teacher, "--data", corpus,
+                    "--splits", "unlabeled", "valid", "--out", out, "--no-progress", *extra], check=check)
+
+
+@pytest.fixture(scope="module")
+def pseudo_labels(ctc_checkpoint, tiny_corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pl") / "plab"
+    _label(ctc_checkpoint, tiny_corpus, out)
+    return out
+
+
+def _encoder_frames(samples):
+    """Frames of the scratch_fbank encoder: 25 ms/10 ms log-mel, then a 3-tap stride-2 conv."""
+    return ((samples - 400) // 160 + 1 - 3) // 2 + 1
+
+
+def test_pseudo_labels_align_with_audio(pseudo_labels, tiny_corpus):
+    assert json.loads((pseudo_labels / "plab.json").read_text())["label_rate"] == 50
+    classes = {line.split()[0] for line in (pseudo_labels / "dict.plab.txt").read_text().splitlines()}
+    for split in ("unlabeled", "valid"):
+        rows = (tiny_corpus / f"{split}.tsv").read_text().splitlines()[1:]
+        labels = (pseudo_labels / f"{split}.plab").read_text().splitlines()
+        confs = (pseudo_labels / f"{split}.plab.conf").read_text().splitlines()
+        assert len(labels) == len(confs) == len(rows)
+        for row, lab, conf in zip(rows, labels, confs):
+            frames = _encoder_frames(int(row.split("\t")[1]))
+            assert len(lab.split()) == len(conf.split()) == frames
+            assert set(lab.split()) <= classes
+            assert all(0.0 <= float(c) <= 1.0 for c in conf.split())
+
+
+def test_pseudo_labels_resume_and_never_overwrite(ctc_checkpoint, tiny_corpus, pseudo_labels, tmp_path):
+    out = tmp_path / "pl"
+    out.mkdir()
+    full = (pseudo_labels / "valid.plab").read_text().splitlines()
+    full_conf = (pseudo_labels / "valid.plab.conf").read_text().splitlines()
+    # An interrupted run: three complete rows and a torn fourth.
+    (out / "valid.plab.partial").write_text("\n".join(full[:3]) + "\n" + full[3][:5])
+    (out / "valid.plab.conf.partial").write_text("\n".join(full_conf[:3]) + "\n")
+    run_cli([sys.executable, "-m", "data_prep.pseudo_labels", "--teacher", ctc_checkpoint, "--data", tiny_corpus,
+             "--splits", "valid", "--out", out, "--no-progress"])
+    assert (out / "valid.plab").read_text().splitlines() == full
+    proc = run_cli([sys.executable, "-m", "data_prep.pseudo_labels", "--teacher", ctc_checkpoint, "--data",
+                    tiny_corpus, "--splits", "valid", "--out", out, "--no-progress"], check=False)
+    assert proc.returncode == 2 and "exists; pass --overwrite" in proc.stderr
+
+
+@pytest.mark.parametrize("config,logged", [("csl", "retrieval_acc"), ("ce_pl", "frame_acc")])
+def test_pretrain_finetune_decode(config, logged, pseudo_labels, tiny_corpus, tmp_path):
+    pre = tmp_path / config
+    proc = hydra_train("examples/csl", config, tiny_corpus, pre, f"task.label_dir={pseudo_labels}")
+    log = proc.stdout + proc.stderr
+    assert logged in log and "label-aware batching, epoch 1" in log
+    ft = tmp_path / "ft"
+    hydra_train("examples/ctc", "finetune_w2v", tiny_corpus, ft, f"model.w2v_path={pre / 'checkpoint_last.pt'}")
+    proc = generate(tiny_corpus, ft / "checkpoint_last.pt", "test_ood")
+    assert "Generate test_ood with beam=1: WER:" in proc.stdout + proc.stderr
