@@ -1,6 +1,6 @@
 import numpy as np
 
-from sslasr_plugin.data.label_aware_batching import label_aware_batches, pair_coverage, shard_batches
+from sslasr_plugin.data.label_aware_batching import label_aware_batches, pair_coverage
 
 
 def _synthetic(n=400, vocab=30, seed=0):
@@ -54,10 +54,27 @@ def test_deterministic_per_seed_and_epoch():
     assert a != label_aware_batches(labels, sizes, 640000, seed=2, epoch=1)
 
 
-def test_ranks_get_disjoint_equal_shares():
+def test_fairseq_gives_each_rank_its_own_lab_batches():
+    """sslasr_frame_labels hands LAB to fairseq's EpochBatchIterator, which shards it over ranks."""
+    import torch
+    from fairseq.data import iterators
+
     labels, sizes = _synthetic()
-    batches = label_aware_batches(labels, sizes, 640000, seed=1, epoch=1)
-    shards = [shard_batches(batches, r, 3) for r in range(3)]
-    assert len({len(s) for s in shards}) == 1
+
+    class Indices(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(sizes)
+
+        def __getitem__(self, i):
+            return i
+
+    shards = []
+    for rank in range(3):
+        itr = iterators.EpochBatchIterator(
+            dataset=Indices(), collate_fn=list, seed=1, num_shards=3, shard_id=rank, epoch=1,
+            batch_sampler=lambda ds, epoch: label_aware_batches(labels, sizes, 640000, 1, epoch),
+        )
+        shards.append(list(itr.next_epoch_itr(shuffle=True)))
+    assert len({len(s) for s in shards}) == 1  # ranks step in lockstep
     seen = [u for s in shards for b in s for u in b]
-    assert len(seen) == len(set(seen))
+    assert len(seen) == len(set(seen)) == len(sizes)

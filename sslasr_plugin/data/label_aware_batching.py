@@ -126,10 +126,3 @@ def pair_coverage(batches: List[List[int]], utt_labels: Sequence[np.ndarray]) ->
         total += len(counts)
         paired += sum(1 for c in counts.values() if c >= 2)
     return paired / max(total, 1)
-
-
-def shard_batches(batches: List[List[int]], rank: int, world_size: int) -> List[List[int]]:
-    """The batches of one distributed rank: every rank gets the same number (fairseq steps in
-    lockstep), disjoint from the others'; the remainder is dropped."""
-    per_rank = len(batches) // world_size
-    return batches[rank * per_rank:(rank + 1) * per_rank]

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# CSL against CE-PL on the demo corpus, after `bash run.sh demo` (whose model is both the
+# teacher and the supervised-only baseline).  For each method: pre-train on the teacher's frame
+# pseudo-labels of `unlabeled`, fine-tune with CTC on `labeled`, decode test and test_ood.
+# Re-running resumes: labels are kept, finished trainings stop at once.
+#
+#   PATH=$PWD/.venv/bin:$PATH bash examples/csl/run_demo.sh
+set -euo pipefail
+DATA=$(realpath -m "${DATA:-data/demo}")
+TEACHER=$(realpath -m "${TEACHER:-exp/demo_ctc/checkpoint_best.pt}")
+PL=$(realpath -m "${PL:-data/demo_pl}")
+EXP=$(realpath -m "${EXP:-exp}")
+PRETRAIN_UPDATES=${PRETRAIN_UPDATES:-500}
+
+[ -f "$PL/valid.plab" ] || python -m data_prep.pseudo_labels --teacher "$TEACHER" --data "$DATA" \
+    --splits unlabeled valid --out "$PL"
+decode() {  # checkpoint, name
+    for split in test test_ood; do
+        fairseq-generate "$DATA" --user-dir sslasr_plugin --task sslasr_audio_ctc --path "$1" \
+            --gen-subset "$split" --scoring wer --post-process letter --beam 1 --max-tokens 4000000 \
+            --results-path "$EXP/$2/decode_$split" >/dev/null
+        reports+=("$2/$split=$EXP/$2/decode_$split/generate-$split.txt")
+    done
+}
+reports=()
+decode "$TEACHER" supervised_only
+for method in csl ce_pl; do
+    fairseq-hydra-train --config-dir examples/csl --config-name "$method" common.user_dir=sslasr_plugin \
+        task.data="$DATA" task.label_dir="$PL" checkpoint.save_dir="$EXP/$method" \
+        hydra.run.dir="$EXP/$method/hydra" optimization.max_update="$PRETRAIN_UPDATES" \
+        dataset.validate_interval_updates=250
+    fairseq-hydra-train --config-dir examples/ctc --config-name finetune_w2v common.user_dir=sslasr_plugin \
+        task.data="$DATA" checkpoint.save_dir="$EXP/${method}_ft" hydra.run.dir="$EXP/${method}_ft/hydra" \
+        model.w2v_path="$EXP/$method/checkpoint_last.pt"
+    decode "$EXP/${method}_ft/checkpoint_best.pt" "$method"
+done
+python -m sslasr_plugin.decoding.report "${reports[@]}" | tee "$EXP/csl_results.md"
