@@ -73,12 +73,13 @@ def label_aware_batches(
     while not pool.used.all():
         batch: List[int] = []
         count: Dict[int, int] = {}
+        longest = [0]  # size of the batch's longest utterance, kept up to date as it changes
 
         def fits(utt: int) -> bool:
             n = len(batch) + 1
             if max_sentences is not None and n > max_sentences:
                 return False
-            return max(max((sizes[u] for u in batch), default=0), sizes[utt]) * n <= max_tokens
+            return max(longest[0], sizes[utt]) * n <= max_tokens
 
         # Labels to serve, rarest first: (priority, random tie-break, label); labels the batch
         # holds once are pushed with priority -1 so that they are paired first.
@@ -95,10 +96,12 @@ def label_aware_batches(
                 pool.set_used(utt, True)
                 picked.append(utt)
                 batch.append(utt)
+                longest[0] = max(longest[0], sizes[utt])
             if len(picked) < need:  # the pair cannot be completed: give the utterances back
                 for utt in picked:
                     pool.set_used(utt, False)
                     batch.remove(utt)
+                longest[0] = max((sizes[u] for u in batch), default=0)
                 continue
             for utt in picked:
                 for lab in pool.labels[utt]:

@@ -60,24 +60,15 @@ class SslAsrEncoder(Wav2VecEncoder):
         super().__init__(cfg, output_size)
 
 
-def _pretrained_model_name(cfg: SslAsrCtcConfig) -> str:
-    """Model name of the encoder: from w2v_args, or read (memory-mapped) from w2v_path."""
-    if cfg.w2v_args is not None:
-        return cfg.w2v_args.model._name
-    if cfg.w2v_path is None:
-        return "sslasr_wav2vec2"
-    state = torch.load(cfg.w2v_path, map_location="cpu", mmap=True, weights_only=True)
+def _peek_checkpoint(path: str) -> dict:
+    """The checkpoint's pickle, tensors memory-mapped (not read): enough for its config and task state."""
+    return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+
+
+def _model_name(state: dict) -> str:
     if state.get("cfg") is not None:
         return state["cfg"]["model"]["_name"]
     return getattr(state.get("args"), "arch", "wav2vec2")  # fairseq < 0.10 checkpoints
-
-
-def _keep_hubert_dictionaries(cfg: SslAsrCtcConfig, task) -> None:
-    """HuBERT models are built with their label dictionaries: keep them in the task state, so
-    that fine-tuned checkpoints reload (for decoding, resuming) without the pre-training labels."""
-    if cfg.w2v_args is None:
-        state = torch.load(cfg.w2v_path, map_location="cpu", mmap=True, weights_only=True)
-        task.state.merge_state_dict({"dictionaries": state["task_state"]["dictionaries"]})
 
 
 @register_model("sslasr_ctc", dataclass=SslAsrCtcConfig)
@@ -87,7 +78,17 @@ class SslAsrCtc(Wav2VecCtc):
 
     @classmethod
     def build_model(cls, cfg: SslAsrCtcConfig, task):
-        if _pretrained_model_name(cfg) == "hubert":
-            _keep_hubert_dictionaries(cfg, task)
+        if cfg.w2v_args is not None:  # reloading a fine-tuned model
+            hubert = cfg.w2v_args.model._name == "hubert"
+        elif cfg.w2v_path is not None:  # starting from a pre-trained checkpoint
+            state = _peek_checkpoint(cfg.w2v_path)
+            hubert = _model_name(state) == "hubert"
+            if hubert:
+                # HuBERT is built with its label dictionaries: keep them in the task state, so that
+                # fine-tuned checkpoints reload (decoding, resuming) without the pre-training labels.
+                task.state.merge_state_dict({"dictionaries": state["task_state"]["dictionaries"]})
+        else:
+            hubert = False
+        if hubert:
             return cls(cfg, HubertEncoder(cfg, task))
         return cls(cfg, SslAsrEncoder(cfg, len(task.target_dictionary)))
