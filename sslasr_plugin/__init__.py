@@ -7,4 +7,4 @@ Importing the package registers its tasks, models and criterions with fairseq (o
 allow-lists, for torch's weights_only loader, the classes fairseq checkpoints contain.
 """
 from . import checkpoint  # noqa: F401
-from . import criterions, models, tasks  # noqa: F401
+from . import criterions, models, optim, tasks  # noqa: F401

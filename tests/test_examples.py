@@ -17,6 +17,9 @@ RUN_BY = {
     "wav2vec2/pretrain_fbank": "test_finetune_from_plugin_pretraining",
     "csl/csl": "test_csl.py::test_pretrain_finetune_decode",
     "csl/ce_pl": "test_csl.py::test_pretrain_finetune_decode",
+    "joint/joint": "test_joint.py::test_config_trains_on_schedule_and_decodes",
+    **{f"joint/variant/{v}": "test_joint.py::test_config_trains_on_schedule_and_decodes"
+       for v in ("two_stage", "supervised_only", "single_optimizer", "lr_ratio_4", "update_ratio_5")},
 }
 
 

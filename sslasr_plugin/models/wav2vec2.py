@@ -21,6 +21,11 @@ class SslAsrWav2Vec2Config(Wav2Vec2Config):
         },
     )
     fbank_mels: int = field(default=80, metadata={"help": "mel bins of the fbank front end"})
+    keep_pretraining_modules: bool = field(
+        default=False,
+        metadata={"help": "keep the contrastive-loss modules (projections, quantizer, mask embedding) when "
+                  "the model becomes a CTC encoder: joint CPC + CTC training needs both losses"},
+    )
 
 
 def check_channel_masking(cfg: Wav2Vec2Config) -> None:
@@ -47,6 +52,10 @@ class SslAsrWav2Vec2Model(Wav2Vec2Model):
         super().__init__(cfg)
         if cfg.frontend == "fbank":
             self.feature_extractor = LogMelFrontend(eval(cfg.conv_feature_layers), cfg.fbank_mels)
+
+    def remove_pretraining_modules(self, last_layer=None):
+        if not self.cfg.keep_pretraining_modules:
+            super().remove_pretraining_modules(last_layer)
 
     def _get_feat_extract_output_lengths(self, input_lengths: torch.LongTensor):
         if self.cfg.frontend == "fbank":

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Joint masked CPC + CTC against its baselines and ablations on the demo corpus (built by
+# `bash run.sh demo`).  Every arm makes the same number of CTC updates (SUP_UPDATES); the
+# joint arms add their unsupervised updates on top.  Each arm: train, decode test and
+# test_ood with greedy CTC; then one WER/CER table.  Re-running resumes finished arms at once.
+#
+#   PATH=$PWD/.venv/bin:$PATH SUP_UPDATES=600 bash examples/joint/run_demo.sh
+#   ARMS="joint update_ratio_5" ...     only some arms
+set -euo pipefail
+DATA=$(realpath -m "${DATA:-data/demo}")
+EXP=$(realpath -m "${EXP:-exp}")
+SUP=${SUP_UPDATES:-1000}
+ARMS=${ARMS:-supervised_only joint two_stage single_optimizer lr_ratio_4}
+
+reports=()
+for arm in $ARMS; do
+    case "$arm" in
+        supervised_only) overrides=("+variant=supervised_only" "optimization.max_update=$SUP") ;;
+        joint) overrides=("optimization.max_update=$((2 * SUP))") ;;
+        two_stage) overrides=("+variant=two_stage" "task.pretrain_updates=$SUP" "optimization.max_update=$((2 * SUP))") ;;
+        single_optimizer|lr_ratio_4) overrides=("+variant=$arm" "optimization.max_update=$((2 * SUP))") ;;
+        update_ratio_5) overrides=("+variant=update_ratio_5" "optimization.max_update=$((6 * SUP))") ;;
+        *) echo "unknown arm $arm" >&2; exit 2 ;;
+    esac
+    out="$EXP/joint_$arm"
+    fairseq-hydra-train --config-dir examples/joint --config-name joint common.user_dir=sslasr_plugin \
+        task.data="$DATA" checkpoint.save_dir="$out" hydra.run.dir="$out/hydra" \
+        dataset.validate_interval_updates=250 checkpoint.save_interval_updates=250 "${overrides[@]}"
+    for split in test test_ood; do
+        fairseq-generate "$DATA" --user-dir sslasr_plugin --task sslasr_audio_ctc --path "$out/checkpoint_best.pt" \
+            --gen-subset "$split" --scoring wer --post-process letter --beam 1 --max-tokens 4000000 \
+            --results-path "$out/decode_$split" >/dev/null
+        reports+=("$arm/$split=$out/decode_$split/generate-$split.txt")
+    done
+done
+python -m sslasr_plugin.decoding.report "${reports[@]}" | tee "$EXP/joint_results.md"

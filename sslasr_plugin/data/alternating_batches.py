@@ -1,0 +1,72 @@
+"""Which loss each update trains, and the batches that feed it (joint CPC + CTC).
+
+The schedule is a function of the global update number: ``pretrain_updates`` unsupervised
+updates, then cycles of ``unsup_updates`` unsupervised and ``sup_updates`` supervised ones.
+An epoch is a run of consecutive updates; its batch list puts, for each update, the
+``num_shards * update_freq`` batches fairseq will deal out to the ranks and accumulate, all
+of that update's kind.  The list is a sampler in the lhotse sense (the dataset only turns
+indices into tensors), is fully determined by (seed, epoch), and fairseq's iterator must not
+shuffle it (``disable_shuffling``), so resuming mid-epoch lands on the same update.
+"""
+import math
+from dataclasses import dataclass
+from typing import Dict, Iterator, List, Sequence
+
+import numpy as np
+
+UNSUP, SUP = "unsup", "sup"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    pretrain_updates: int = 0
+    unsup_updates: int = 1
+    sup_updates: int = 1
+
+    def __post_init__(self):
+        if min(self.pretrain_updates, self.unsup_updates, self.sup_updates) < 0:
+            raise ValueError(f"update counts must be >= 0: {self}")
+        if self.unsup_updates + self.sup_updates == 0:
+            raise ValueError("unsup_updates and sup_updates are both 0: no update would follow pretrain_updates")
+
+    def mode(self, update_num: int) -> str:
+        if update_num < self.pretrain_updates:
+            return UNSUP
+        k = (update_num - self.pretrain_updates) % (self.unsup_updates + self.sup_updates)
+        return UNSUP if k < self.unsup_updates else SUP
+
+    def updates_per_epoch(self, unsup_batches: int, sup_batches: int, batches_per_update: int) -> int:
+        """Updates in one epoch: one pass over the unlabeled batches at the alternating ratio
+        (or over the labeled ones when there are no unsupervised updates)."""
+        cycle = self.unsup_updates + self.sup_updates
+        if self.unsup_updates > 0:
+            return cycle * math.ceil(unsup_batches / (batches_per_update * self.unsup_updates))
+        return cycle * math.ceil(sup_batches / (batches_per_update * self.sup_updates))
+
+
+def _cycle(batches: Sequence[List[int]], rng: np.random.RandomState) -> Iterator[List[int]]:
+    """The batches in a random order, reshuffled on every pass; endless."""
+    if not batches:
+        raise ValueError("no batches to draw from")
+    while True:
+        for i in rng.permutation(len(batches)):
+            yield batches[i]
+
+
+def epoch_batches(schedule: Schedule, batches: Dict[str, Sequence[List[int]]], epoch: int, seed: int,
+                  batches_per_update: int) -> List[List[int]]:
+    """The batch list of ``epoch`` (1-based): ``updates_per_epoch`` updates, each
+    ``batches_per_update`` batches of the kind ``schedule.mode`` gives its global update number."""
+    n = schedule.updates_per_epoch(len(batches[UNSUP]), len(batches[SUP]), batches_per_update)
+    first = (epoch - 1) * n
+    streams = {
+        mode: _cycle(batches[mode], np.random.RandomState([seed, epoch, i]))
+        for i, mode in enumerate((UNSUP, SUP)) if len(batches[mode])
+    }
+    out = []
+    for update_num in range(first, first + n):
+        mode = schedule.mode(update_num)
+        if mode not in streams:
+            raise ValueError(f"update {update_num} is {mode} but there are no {mode}ervised batches")
+        out.extend(next(streams[mode]) for _ in range(batches_per_update))
+    return out

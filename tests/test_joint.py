@@ -1,0 +1,157 @@
+"""Joint masked CPC + CTC: the alternation schedule, its batches through fairseq's iterators
+(shards, update_freq), real fairseq-hydra-train runs of every config, resume, decoding."""
+import re
+
+import numpy as np
+import pytest
+import torch
+from fairseq import tasks
+from fairseq.data import iterators
+from fairseq.dataclass.configs import FairseqConfig
+from omegaconf import OmegaConf
+
+from conftest import REPO, generate, hydra_train
+from sslasr_plugin.checkpoint import load_checkpoint
+from sslasr_plugin.data.alternating_batches import SUP, UNSUP, Schedule, epoch_batches
+from sslasr_plugin.tasks.joint import JointConfig
+
+
+def test_schedule_is_pretraining_then_cycles():
+    s = Schedule(pretrain_updates=3, unsup_updates=2, sup_updates=1)
+    assert [s.mode(u) for u in range(12)] == ["unsup"] * 3 + ["unsup", "unsup", "sup"] * 3
+    assert [Schedule(0, 1, 1).mode(u) for u in range(4)] == ["unsup", "sup", "unsup", "sup"]
+    assert {Schedule(0, 0, 1).mode(u) for u in range(5)} == {"sup"}
+    with pytest.raises(ValueError):
+        Schedule(0, 0, 0)
+
+
+@pytest.mark.parametrize("schedule", [Schedule(0, 1, 1), Schedule(5, 2, 1), Schedule(0, 0, 1), Schedule(0, 5, 1)])
+def test_epoch_batches_put_one_kind_per_update(schedule):
+    batches = {UNSUP: [[100 + i] for i in range(10)], SUP: [[i] for i in range(4)]}
+    per_update = 4  # e.g. 2 ranks x update_freq 2
+    n = schedule.updates_per_epoch(10, 4, per_update)
+    for epoch in (1, 2):
+        out = epoch_batches(schedule, batches, epoch, seed=7, batches_per_update=per_update)
+        assert len(out) == n * per_update
+        for k in range(n):
+            kinds = {UNSUP if b[0] >= 100 else SUP for b in out[k * per_update:(k + 1) * per_update]}
+            assert kinds == {schedule.mode((epoch - 1) * n + k)}
+        drawn = {tuple(b) for b in out}
+        main = UNSUP if schedule.unsup_updates else SUP
+        assert {tuple(b) for b in batches[main]} <= drawn  # an epoch is a pass over the main stream
+        assert out == epoch_batches(schedule, batches, epoch, seed=7, batches_per_update=per_update)
+    assert epoch_batches(schedule, batches, 1, 7, per_update) != epoch_batches(schedule, batches, 1, 8, per_update)
+
+
+def _joint_task(data, update_freq=1, **task_overrides):
+    cfg = OmegaConf.structured(FairseqConfig())
+    cfg.dataset.train_subset = "labeled"
+    cfg.optimization.update_freq = [update_freq]
+    cfg.task = OmegaConf.merge(OmegaConf.structured(JointConfig), {"_name": "sslasr_joint", "data": str(data), **task_overrides})
+    return tasks.setup_task(cfg.task)
+
+
+@pytest.mark.parametrize("num_shards,update_freq", [(1, 1), (2, 3)])
+def test_every_update_is_one_kind_on_every_rank(tiny_corpus, num_shards, update_freq):
+    task = _joint_task(tiny_corpus, update_freq, unsup_updates=2, sup_updates=1)
+    task.load_dataset("labeled")
+    dataset = task.dataset("labeled")
+    modes_by_rank = []
+    for rank in range(num_shards):
+        itr = task.get_batch_iterator(dataset, max_tokens=200000, seed=3, num_shards=num_shards, shard_id=rank)
+        epoch = iterators.GroupedIterator(itr.next_epoch_itr(shuffle=True), update_freq)
+        modes_by_rank.append([{s["mode"] for s in update} for update in epoch])
+    n = len(modes_by_rank[0])
+    assert n > 0 and all(len(m) == n for m in modes_by_rank)
+    for u in range(n):
+        assert all(m[u] == {task.schedule.mode(u)} for m in modes_by_rank), u
+
+
+def test_mixed_batch_is_refused(tiny_corpus):
+    task = _joint_task(tiny_corpus)
+    task.load_dataset("labeled")
+    ds = task.dataset("labeled")
+    with pytest.raises(ValueError, match="mixes labeled and unlabeled"):
+        ds.collater([ds[0], ds[len(ds) - 1]])
+
+
+def _modes(proc):
+    """Per-update kind from train_inner lines (log_interval=1): which loss has a value."""
+    out = {}
+    for line in proc.stdout.splitlines():
+        m = re.search(r"num_updates=(\d+)", line)
+        if "train_inner" in line and m:
+            unsup = re.search(r"unsup_loss=[\d.]+", line) is not None
+            sup = re.search(r"\bsup_loss=[\d.]+", line) is not None
+            assert unsup != sup, line
+            out[int(m.group(1)) - 1] = UNSUP if unsup else SUP
+    return [out[u] for u in sorted(out)]
+
+
+def _train(corpus, save_dir, *overrides, check=True):
+    return hydra_train("examples/joint", "joint", corpus, save_dir, "common.log_format=simple", *overrides, check=check)
+
+
+# variant: (overrides, expected modes of the 3 updates)
+VARIANTS = {
+    "joint": ((), [UNSUP, SUP, UNSUP]),
+    "two_stage": (("+variant=two_stage", "task.pretrain_updates=2"), [UNSUP, UNSUP, SUP]),
+    "supervised_only": (("+variant=supervised_only",), [SUP, SUP, SUP]),
+    "single_optimizer": (("+variant=single_optimizer",), [UNSUP, SUP, UNSUP]),
+    "lr_ratio_4": (("+variant=lr_ratio_4",), [UNSUP, SUP, UNSUP]),
+    "update_ratio_5": (("+variant=update_ratio_5",), [UNSUP, UNSUP, UNSUP]),
+}
+
+
+def test_every_variant_is_run():
+    files = {p.stem for p in (REPO / "examples" / "joint" / "variant").glob("*.yaml")}
+    assert files == set(VARIANTS) - {"joint"}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_config_trains_on_schedule_and_decodes(tiny_corpus, tmp_path, variant):
+    overrides, expected = VARIANTS[variant]
+    proc = _train(tiny_corpus, tmp_path, *overrides)
+    assert _modes(proc) == expected
+    ckpt = load_checkpoint(tmp_path / "checkpoint_last.pt")
+    state = ckpt["last_optimizer_state"]["state"]
+    kinds = {frozenset(s) for s in state.values()}
+    if variant == "single_optimizer":
+        assert kinds == {frozenset({"shared"})}
+    else:
+        assert kinds <= {frozenset(expected), frozenset({UNSUP}), frozenset({SUP})}
+    if variant in ("joint", "supervised_only"):  # one decodable model per kind of run is enough
+        out = generate(tiny_corpus, tmp_path / "checkpoint_last.pt", "test")
+        assert re.search(r"WER: \d+\.\d+", out.stdout + out.stderr)
+
+
+def test_resume_restores_both_optimizer_states_and_the_schedule(tiny_corpus, tmp_path):
+    first = _train(tiny_corpus, tmp_path)
+    assert _modes(first) == [UNSUP, SUP, UNSUP]
+    resumed = _train(tiny_corpus, tmp_path, "optimization.max_update=6")
+    assert "Loaded checkpoint" in resumed.stdout + resumed.stderr
+    assert _modes(resumed) == [SUP, UNSUP, SUP]  # updates 4-6 continue the cycle
+    ckpt = load_checkpoint(tmp_path / "checkpoint_last.pt")
+    assert ckpt["extra_state"]["train_iterator"]["iterations_in_epoch"] == 6
+    state = ckpt["last_optimizer_state"]["state"].values()
+    # Shared parameters: 3 steps of each kind (not 2 + 1: both moment sets came back from the
+    # checkpoint).  The CTC head has only supervised moments, the contrastive projections only
+    # unsupervised ones.
+    shared = [s for s in state if set(s) == {UNSUP, SUP}]
+    assert shared and all(float(s[UNSUP]["step"]) == 3 and float(s[SUP]["step"]) == 3 for s in shared)
+    head = [s for s in state if set(s) == {SUP}]
+    assert len(head) == 2 and all(float(s[SUP]["step"]) == 3 for s in head)
+    assert all(float(s[UNSUP]["step"]) == 3 for s in state if set(s) == {UNSUP})
+
+
+def test_stock_optimizer_is_refused_with_the_fix(tiny_corpus, tmp_path):
+    proc = _train(tiny_corpus, tmp_path, "optimizer._name=adam", "~optimizer.unsup_lr_scale",
+                  "~optimizer.sup_lr_scale", "~optimizer.unsup_clip_norm", "~optimizer.sup_clip_norm", check=False)
+    assert proc.returncode != 0
+    assert "optimizer._name=sslasr_dual_adam" in proc.stdout + proc.stderr
+
+
+def test_contrastive_updates_need_the_pretraining_modules(tiny_corpus, tmp_path):
+    proc = _train(tiny_corpus, tmp_path, "model.encoder.keep_pretraining_modules=false", check=False)
+    assert proc.returncode != 0
+    assert "keep_pretraining_modules=true" in proc.stdout + proc.stderr
