@@ -56,3 +56,33 @@ def test_training_stops_before_any_update_with_a_clear_message(corpus_copy, tmp_
     assert proc.returncode != 0
     assert "labeled.ltr has 25 lines but labeled.tsv lists 24 files" in proc.stdout + proc.stderr
     assert not (tmp_path / "exp" / "checkpoint_last.pt").exists()
+
+
+def _row(corpus, lineno):
+    rel, samples = (corpus / "valid.tsv").read_text().splitlines()[lineno - 1].split("\t")
+    return corpus / rel, int(samples)
+
+
+def test_unreadable_audio_is_named_with_its_line(corpus_copy):
+    path, _ = _row(corpus_copy, 4)
+    path.write_bytes(b"RIFF\x00\x00not really a wave file")
+    with pytest.raises(DataError, match=f"valid.tsv line 4: {path} is not readable audio"):
+        validate_split(str(corpus_copy), "valid", None)
+
+
+def test_wrong_sample_rate_says_how_to_resample(corpus_copy):
+    import numpy as np
+    import soundfile
+
+    path, samples = _row(corpus_copy, 3)
+    soundfile.write(path, np.zeros(samples, dtype=np.float32), 8000)
+    with pytest.raises(DataError, match=r"valid.tsv line 3: .* is 8000 Hz but the task reads 16000 Hz; resample"):
+        validate_split(str(corpus_copy), "valid", None)
+
+
+def test_stale_manifest_count(corpus_copy):
+    path, samples = _row(corpus_copy, 2)
+    _edit_line(corpus_copy / "valid.tsv", 2, f"{path.relative_to(corpus_copy)}\t{samples + 160}")
+    with pytest.raises(DataError, match=f"valid.tsv line 2: .* has {samples} samples but the manifest says "
+                                        f"{samples + 160}; the manifest is stale"):
+        validate_split(str(corpus_copy), "valid", None)

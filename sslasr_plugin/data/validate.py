@@ -42,6 +42,28 @@ def check_audio_exists(tsv_path: str, root: str, rows: List[Tuple[int, str, int]
         raise DataError(f"{tsv_path} line {lineno}: {rel} has 0 samples; remove zero-length audio from the manifest")
 
 
+def check_audio_headers(tsv_path: str, root: str, rows: List[Tuple[int, str, int]], sample_rate: int) -> None:
+    """Each file's header (not its samples): readable, at ``sample_rate``, as long as the manifest
+    says.  fairseq would otherwise fail mid-training on the first bad file, without its name."""
+    import soundfile
+
+    for lineno, rel, samples in rows:
+        path = os.path.join(root, rel)
+        try:
+            info = soundfile.info(path)
+        except Exception as e:  # soundfile raises RuntimeError or LibsndfileError, by version
+            raise DataError(f"{tsv_path} line {lineno}: {path} is not readable audio ({e}); re-create the "
+                            "file or remove its row (and the same line of the label files)") from None
+        if info.samplerate != sample_rate:
+            raise DataError(f"{tsv_path} line {lineno}: {path} is {info.samplerate} Hz but the task reads "
+                            f"{sample_rate} Hz; resample it (sox in.wav -r {sample_rate} out.wav) or set "
+                            "task.sample_rate")
+        if info.frames != samples:
+            raise DataError(f"{tsv_path} line {lineno}: {path} has {info.frames} samples but the manifest says "
+                            f"{samples}; the manifest is stale: rebuild it (fairseq's wav2vec_manifest.py, or "
+                            "python -m data_prep.corpus for the synthetic corpus)")
+
+
 def check_labels(tsv_path: str, label_path: str, num_rows: int, dictionary=None, max_report: int = 5) -> None:
     """Line count, empty lines and (with ``dictionary``) symbols missing from the dictionary."""
     if not os.path.isfile(label_path):
@@ -68,11 +90,15 @@ def check_labels(tsv_path: str, label_path: str, num_rows: int, dictionary=None,
                             f"({shown}); add them to the dict file or normalize the transcripts")
 
 
-def validate_split(data_dir: str, split: str, labels: Optional[str], dictionary=None) -> int:
-    """Validate ``split`` of a fairseq audio data directory; return its number of utterances."""
+def validate_split(data_dir: str, split: str, labels: Optional[str], dictionary=None,
+                   sample_rate: Optional[int] = 16000) -> int:
+    """Validate ``split`` of a fairseq audio data directory; return its number of utterances.
+    ``sample_rate=None`` skips reading the audio headers."""
     tsv = os.path.join(data_dir, f"{split}.tsv")
     root, rows = read_manifest(tsv)
     check_audio_exists(tsv, root, rows)
+    if sample_rate:
+        check_audio_headers(tsv, root, rows, sample_rate)
     if labels:
         check_labels(tsv, os.path.join(data_dir, f"{split}.{labels}"), len(rows), dictionary)
     return len(rows)

@@ -35,7 +35,7 @@ class AudioCtcTask(AudioFinetuningTask):
     def load_dataset(self, split: str, task_cfg: AudioCtcConfig = None, **kwargs):
         task_cfg = task_cfg or self.cfg
         if self.cfg.check_data and task_cfg.get("multi_corpus_keys") is None:
-            validate_split(self.cfg.data, split, task_cfg.labels, self.target_dictionary)
+            validate_split(self.cfg.data, split, task_cfg.labels, self.target_dictionary, self.cfg.sample_rate)
         super().load_dataset(split, task_cfg, **kwargs)
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, **unused):
