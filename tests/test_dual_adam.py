@@ -146,20 +146,27 @@ def test_state_dict_round_trip_keeps_both_moment_sets():
         assert float(restored.optimizer.state[clone[0]][mode]["step"]) == 3
 
 
-def test_through_fairseq_bf16_wrapper():
-    """fairseq's FP16Optimizer (here bf16: fp32 master weights, no loss scaler) forwards
-    groups= and zero-fills missing gradients; the head still does not move in the other mode."""
-    params = [torch.nn.Parameter(p.detach().to(torch.bfloat16)) for p in _params()]
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_through_fairseq_half_precision_wrapper(dtype):
+    """fairseq's FP16Optimizer (fp32 master weights; for fp16 also a dynamic loss scaler)
+    forwards groups= and zero-fills missing gradients; the head still does not move."""
+    params = [torch.nn.Parameter(p.detach().to(dtype)) for p in _params()]
     cfg = OmegaConf.structured(FairseqConfig())
-    cfg.common.bf16 = True
+    cfg.common.bf16 = dtype == torch.bfloat16
+    cfg.common.fp16 = True  # fairseq sets fp16 for --bf16 too
+    cfg.common.fp16_no_flatten_grads = True  # --fp16 needs it: one flat fp32 copy would hide unused parameters
     cfg.optimization.lr = [0.01]
-    cfg.optimizer = OmegaConf.merge(_fairseq_cfg(), {"_name": "sslasr_dual_adam"})
+    cfg.optimizer = OmegaConf.merge(_fairseq_cfg(sup_clip_norm=0.0), {"_name": "sslasr_dual_adam"})
     opt = FP16Optimizer.build_optimizer(cfg, params)
     assert opt.supports_groups
     head = params[1].detach().clone()
+    start = params[0].detach().clone()
+    opt.zero_grad()  # as fairseq's trainer does before each update (it also arms the loss scaler)
     opt.backward(params[0].float().square().sum())  # the loss does not involve params[1]
     opt.step(groups={"sup"})
     assert torch.equal(params[1], head)
-    assert not torch.equal(params[0].float(), _params()[0].to(torch.bfloat16).float())
+    assert not torch.equal(params[0], start)
     state = opt.fp32_optimizer.optimizer.state
     assert [float(s["sup"]["step"]) for s in state.values()] == [1.0, 0.0]
+    # the loss scale was undone: the first moment is (1 - beta1) x the true gradient 2p
+    torch.testing.assert_close(list(state.values())[0]["sup"]["exp_avg"], 0.1 * 2 * start.float(), rtol=1e-2, atol=1e-3)

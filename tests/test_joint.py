@@ -10,7 +10,7 @@ from fairseq.data import iterators
 from fairseq.dataclass.configs import FairseqConfig
 from omegaconf import OmegaConf
 
-from conftest import REPO, generate, hydra_train
+from conftest import REPO, generate, hydra_train, run_cli
 from sslasr_plugin.checkpoint import load_checkpoint
 from sslasr_plugin.data.alternating_batches import SUP, UNSUP, Schedule, epoch_batches
 from sslasr_plugin.tasks.joint import JointConfig
@@ -155,3 +155,34 @@ def test_contrastive_updates_need_the_pretraining_modules(tiny_corpus, tmp_path)
     proc = _train(tiny_corpus, tmp_path, "model.encoder.keep_pretraining_modules=false", check=False)
     assert proc.returncode != 0
     assert "keep_pretraining_modules=true" in proc.stdout + proc.stderr
+
+
+def test_bf16_run_through_fairseq_half_precision_optimizer(tiny_corpus, tmp_path):
+    """--bf16: fairseq casts the model (the log-mel front end keeps fp32) and wraps
+    sslasr_dual_adam in its FP16Optimizer; the schedule and both moment sets are unchanged."""
+    proc = _train(tiny_corpus, tmp_path, "common.bf16=true")
+    assert _modes(proc) == [UNSUP, SUP, UNSUP]
+    ckpt = load_checkpoint(tmp_path / "checkpoint_last.pt")
+    assert ckpt["cfg"]["common"]["bf16"]
+    kinds = {frozenset(s) for s in ckpt["last_optimizer_state"]["state"].values()}
+    assert frozenset({UNSUP, SUP}) in kinds and frozenset({SUP}) in kinds
+
+
+def test_quantized_targets_option(tiny_corpus, tmp_path):
+    """The paper's targets are continuous; wav2vec 2.0's quantized ones (with its codebook
+    diversity penalty) are an option of the same config."""
+    proc = _train(tiny_corpus, tmp_path, "model.encoder.quantize_targets=true", "criterion.unsup_loss_weights=[0.1,0.0]")
+    assert _modes(proc) == [UNSUP, SUP, UNSUP]
+    assert re.search(r"unsup_prob_perplexity=[\d.]+", proc.stdout)
+    ckpt = load_checkpoint(tmp_path / "checkpoint_last.pt")
+    assert any(k.startswith("w2v_encoder.w2v_model.quantizer.") for k in ckpt["model"])
+
+
+def test_demo_script_runs_arms_and_prints_the_table(tiny_corpus, tmp_path, monkeypatch):
+    for key, value in {"SUP_UPDATES": "1", "ARMS": "supervised_only joint", "DATA": str(tiny_corpus),
+                       "EXP": str(tmp_path)}.items():
+        monkeypatch.setenv(key, value)
+    proc = run_cli(["bash", "examples/joint/run_demo.sh"])
+    rows = re.findall(r"^\| (\w+/test(?:_ood)?) \| 8 \|", proc.stdout, flags=re.M)
+    assert rows == ["supervised_only/test", "supervised_only/test_ood", "joint/test", "joint/test_ood"]
+    assert (tmp_path / "joint_results.md").read_text().count("\n") == 6

@@ -14,16 +14,9 @@ PRETRAIN_UPDATES=${PRETRAIN_UPDATES:-500}
 
 [ -f "$PL/valid.plab" ] || python -m data_prep.pseudo_labels --teacher "$TEACHER" --data "$DATA" \
     --splits unlabeled valid --out "$PL"
-decode() {  # checkpoint, name
-    for split in test test_ood; do
-        fairseq-generate "$DATA" --user-dir sslasr_plugin --task sslasr_audio_ctc --path "$1" \
-            --gen-subset "$split" --scoring wer --post-process letter --beam 1 --max-tokens 4000000 \
-            --results-path "$EXP/$2/decode_$split" >/dev/null
-        reports+=("$2/$split=$EXP/$2/decode_$split/generate-$split.txt")
-    done
-}
+source "$(dirname "$0")/../decode.sh"
 reports=()
-decode "$TEACHER" supervised_only
+decode "$TEACHER" "$EXP/supervised_only" supervised_only
 for method in csl ce_pl; do
     fairseq-hydra-train --config-dir examples/csl --config-name "$method" common.user_dir=sslasr_plugin \
         task.data="$DATA" task.label_dir="$PL" checkpoint.save_dir="$EXP/$method" \
@@ -32,6 +25,6 @@ for method in csl ce_pl; do
     fairseq-hydra-train --config-dir examples/ctc --config-name finetune_w2v common.user_dir=sslasr_plugin \
         task.data="$DATA" checkpoint.save_dir="$EXP/${method}_ft" hydra.run.dir="$EXP/${method}_ft/hydra" \
         model.w2v_path="$EXP/$method/checkpoint_last.pt"
-    decode "$EXP/${method}_ft/checkpoint_best.pt" "$method"
+    decode "$EXP/${method}_ft/checkpoint_best.pt" "$EXP/$method" "$method"
 done
 python -m sslasr_plugin.decoding.report "${reports[@]}" | tee "$EXP/csl_results.md"

@@ -12,6 +12,7 @@ EXP=$(realpath -m "${EXP:-exp}")
 SUP=${SUP_UPDATES:-1000}
 ARMS=${ARMS:-supervised_only joint two_stage single_optimizer lr_ratio_4}
 
+source "$(dirname "$0")/../decode.sh"
 reports=()
 for arm in $ARMS; do
     case "$arm" in
@@ -26,11 +27,6 @@ for arm in $ARMS; do
     fairseq-hydra-train --config-dir examples/joint --config-name joint common.user_dir=sslasr_plugin \
         task.data="$DATA" checkpoint.save_dir="$out" hydra.run.dir="$out/hydra" \
         dataset.validate_interval_updates=250 checkpoint.save_interval_updates=250 "${overrides[@]}"
-    for split in test test_ood; do
-        fairseq-generate "$DATA" --user-dir sslasr_plugin --task sslasr_audio_ctc --path "$out/checkpoint_best.pt" \
-            --gen-subset "$split" --scoring wer --post-process letter --beam 1 --max-tokens 4000000 \
-            --results-path "$out/decode_$split" >/dev/null
-        reports+=("$arm/$split=$out/decode_$split/generate-$split.txt")
-    done
+    decode "$out/checkpoint_best.pt" "$out" "$arm"
 done
 python -m sslasr_plugin.decoding.report "${reports[@]}" | tee "$EXP/joint_results.md"

@@ -40,7 +40,9 @@ class LogMelFrontend(nn.Module):
         return frames.clamp(min=0)
 
     def forward(self, source: torch.Tensor) -> torch.Tensor:
-        # The spectrogram is computed in fp32 even when the model runs in bf16/fp16.
+        # The spectrogram is computed in fp32 even when the model runs in bf16/fp16 (fairseq's
+        # --bf16 casts every buffer, the STFT window and mel filters too: cast them back).
+        self.mel.float()
         with torch.autocast(device_type=source.device.type, enabled=False):
             feats = torch.log(self.mel(source.float()) + 1e-6)
         return self.convs(feats.to(self.convs[0].weight.dtype))
