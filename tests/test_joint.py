@@ -179,7 +179,7 @@ def test_quantized_targets_option(tiny_corpus, tmp_path):
 
 
 def test_demo_script_runs_arms_and_prints_the_table(tiny_corpus, tmp_path, monkeypatch):
-    for key, value in {"SUP_UPDATES": "1", "ARMS": "supervised_only joint", "DATA": str(tiny_corpus),
+    for key, value in {"SUP_UPDATES": "2", "ARMS": "supervised_only joint", "DATA": str(tiny_corpus),
                        "EXP": str(tmp_path)}.items():
         monkeypatch.setenv(key, value)
     proc = run_cli(["bash", "examples/joint/run_demo.sh"])
