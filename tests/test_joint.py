@@ -164,8 +164,11 @@ def test_bf16_run_through_fairseq_half_precision_optimizer(tiny_corpus, tmp_path
     assert _modes(proc) == [UNSUP, SUP, UNSUP]
     ckpt = load_checkpoint(tmp_path / "checkpoint_last.pt")
     assert ckpt["cfg"]["common"]["bf16"]
-    kinds = {frozenset(s) for s in ckpt["last_optimizer_state"]["state"].values()}
-    assert frozenset({UNSUP, SUP}) in kinds and frozenset({SUP}) in kinds
+    # fairseq's fp32 master copies zero-fill missing gradients: a parameter may hold a moment
+    # set of a mode it never took part in, but that set never made a step.
+    steps = {tuple(float(s[m]["step"]) if m in s else 0.0 for m in (UNSUP, SUP))
+             for s in ckpt["last_optimizer_state"]["state"].values()}
+    assert steps == {(2.0, 1.0), (0.0, 1.0), (2.0, 0.0)}  # shared, CTC head, contrastive projections
 
 
 def test_quantized_targets_option(tiny_corpus, tmp_path):
