@@ -19,6 +19,7 @@ import sys
 import tempfile
 from datetime import datetime
 from pathlib import Path
+from typing import List
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -41,7 +42,8 @@ STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]\[train_inner\].
 EPOCH = re.compile(r"\[train_inner\].*epoch 001: +\d+ / (\d+) ")
 
 
-def seconds_per_update(arm: str, data: str, updates: int) -> float:
+def train_log(arm: str, data: str, updates: int) -> List[str]:
+    """stdout lines of a fairseq-hydra-train run of ``arm`` for ``updates`` updates."""
     config_dir, name, overrides = ARMS[arm]
     with tempfile.TemporaryDirectory() as save_dir:
         args = [BIN / "fairseq-hydra-train", "--config-dir", config_dir, "--config-name", name,
@@ -51,24 +53,19 @@ def seconds_per_update(arm: str, data: str, updates: int) -> float:
         proc = subprocess.run([str(a) for a in args], cwd=REPO, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"{arm} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc.stdout.splitlines()
+
+
+def seconds_per_update(arm: str, data: str, updates: int) -> float:
     times = {int(m.group(2)): datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f")
-             for m in map(STAMP.match, proc.stdout.splitlines()) if m}
+             for m in map(STAMP.match, train_log(arm, data, updates)) if m}
     return (times[updates] - times[1]).total_seconds() / (updates - 1)
 
 
 def batches_per_pass(data: str) -> int:
-    """Batches in one pass over `labeled` (the stock CTC run's epoch length, read from its log)."""
-    config_dir, name, overrides = ARMS["stock_ctc"]
-    with tempfile.TemporaryDirectory() as save_dir:
-        args = [BIN / "fairseq-hydra-train", "--config-dir", config_dir, "--config-name", name,
-                "common.user_dir=sslasr_plugin", f"task.data={data}", f"checkpoint.save_dir={save_dir}",
-                f"hydra.run.dir={save_dir}/hydra", "optimization.max_update=2", "common.log_interval=1",
-                "checkpoint.no_save=true", "dataset.disable_validation=true", *overrides]
-        proc = subprocess.run([str(a) for a in args], cwd=REPO, capture_output=True, text=True)
-    epochs = [int(m.group(1)) for m in map(EPOCH.search, proc.stdout.splitlines()) if m]
-    if proc.returncode != 0 or not epochs:
-        sys.exit(f"stock_ctc failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return epochs[0]
+    """Batches in one pass over `labeled` (the stock CTC run's epoch length, read from its log;
+    2 updates: fairseq's tri_stage scheduler refuses 1)."""
+    return next(int(m.group(1)) for m in map(EPOCH.search, train_log("stock_ctc", data, 2)) if m)
 
 
 def main():

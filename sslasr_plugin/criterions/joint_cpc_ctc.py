@@ -69,7 +69,6 @@ class JointCpcCtcCriterion(FairseqCriterion):
         if getattr(w2v, "final_proj", None) is None:
             raise ValueError("the model has no contrastive-loss modules: set model.encoder.keep_pretraining_modules"
                              "=true (sslasr_ctc) for unsupervised updates")
-        self.cpc.train(self.training)
         with _mask_prob(w2v, self.unsup_mask_prob):
             loss, sample_size, log = self.cpc(w2v, sample, reduce)
         return loss, sample_size, {f"{UNSUP}_{k}": v for k, v in log.items()}

@@ -17,6 +17,7 @@ class TwoStreamDataset(FairseqDataset):
         super().__init__()
         self.streams = {SUP: sup, UNSUP: unsup if unsup is not None else _Empty()}
         self.offset = {SUP: 0, UNSUP: len(sup)}
+        self.sizes = np.concatenate([self.streams[SUP].sizes, self.streams[UNSUP].sizes])
 
     def __len__(self):
         return len(self.streams[SUP]) + len(self.streams[UNSUP])
@@ -53,10 +54,6 @@ class TwoStreamDataset(FairseqDataset):
     def size(self, index):
         mode, i = self._locate(index)
         return self.streams[mode].size(i)
-
-    @property
-    def sizes(self):
-        return np.concatenate([self.streams[SUP].sizes, self.streams[UNSUP].sizes])
 
     @property
     def supports_prefetch(self):

@@ -34,15 +34,20 @@ class LogMelFrontend(nn.Module):
             in_dim = dim
         self.convs = nn.Sequential(*layers)
 
+    def _apply(self, fn, *args, **kwargs):
+        # fairseq's --bf16/--fp16 cast every buffer, the STFT window and mel filters too: keep
+        # those in fp32 (the cast happens once, not in every forward).
+        super()._apply(fn, *args, **kwargs)
+        self.mel.float()
+        return self
+
     def num_frames(self, num_samples: torch.Tensor) -> torch.Tensor:
         """Number of mel frames for waveforms of ``num_samples`` samples (center=False)."""
         frames = torch.div(num_samples - self.win_length, self.hop_length, rounding_mode="floor") + 1
         return frames.clamp(min=0)
 
     def forward(self, source: torch.Tensor) -> torch.Tensor:
-        # The spectrogram is computed in fp32 even when the model runs in bf16/fp16 (fairseq's
-        # --bf16 casts every buffer, the STFT window and mel filters too: cast them back).
-        self.mel.float()
+        # The spectrogram is computed in fp32 even when the model runs in bf16/fp16.
         with torch.autocast(device_type=source.device.type, enabled=False):
             feats = torch.log(self.mel(source.float()) + 1e-6)
         return self.convs(feats.to(self.convs[0].weight.dtype))

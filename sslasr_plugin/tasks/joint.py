@@ -61,10 +61,10 @@ class JointTask(AudioCtcTask):
         self._step_mode = (None, None)  # (update_num, mode) of the update being accumulated
         self._warned_drift = False
 
-    def _audio_only(self, split: str):
+    def _audio_only(self, split: str, check: bool = True):
         """``split`` as unlabeled audio, built by fairseq's audio_pretraining (random crops to the
         batch's shortest utterance, no padding)."""
-        if self.cfg.check_data:
+        if check and self.cfg.check_data:
             validate_split(self.cfg.data, split, labels=None, sample_rate=self.cfg.sample_rate)
         audio_cfg = OmegaConf.create({
             "labels": None, "enable_padding": False, "normalize": self.cfg.normalize, "multi_corpus_keys": None,
@@ -79,7 +79,7 @@ class JointTask(AudioCtcTask):
         names = [s.strip() for s in self.cfg.unlabeled_subsets.split(",") if s.strip()]
         unsup = [self._audio_only(s) for s in names]
         if self.cfg.unsup_on_labeled:
-            unsup.append(self._audio_only(split))
+            unsup.append(self._audio_only(split, check=False))  # checked below, with its labels
         if not unsup and (self.cfg.pretrain_updates or self.cfg.unsup_updates):
             raise ValueError("unsupervised updates are scheduled but no audio is given for them: set "
                              "task.unlabeled_subsets or task.unsup_on_labeled=true")
