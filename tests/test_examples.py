@@ -20,6 +20,9 @@ RUN_BY = {
     "joint/joint": "test_joint.py::test_config_trains_on_schedule_and_decodes",
     **{f"joint/variant/{v}": "test_joint.py::test_config_trains_on_schedule_and_decodes"
        for v in ("two_stage", "supervised_only", "single_optimizer", "lr_ratio_4", "update_ratio_5")},
+    "slimipl/slimipl": "test_slimipl.py::test_config_trains_pseudo_labels_and_decodes",
+    **{f"slimipl/variant/{v}": "test_slimipl.py::test_config_trains_pseudo_labels_and_decodes"
+       for v in ("supervised_only", "ema", "soft", "soft_ctc_mix", "soft_blank", "soft_temperature")},
 }
 
 

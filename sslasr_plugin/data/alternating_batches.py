@@ -1,7 +1,8 @@
 """Which loss each update trains, and the batches that feed it (joint CPC + CTC).
 
-The schedule is a function of the global update number: ``pretrain_updates`` unsupervised
-updates, then cycles of ``unsup_updates`` unsupervised and ``sup_updates`` supervised ones.
+The schedule is a function of the global update number: ``pretrain_updates`` updates of the
+``warmup`` kind (unsupervised pre-training for joint CPC + CTC, supervised warm-up for
+slimIPL), then cycles of ``unsup_updates`` unsupervised and ``sup_updates`` supervised ones.
 An epoch is a run of consecutive updates; its batch list puts, for each update, the
 ``num_shards * update_freq`` batches fairseq will deal out to the ranks and accumulate, all
 of that update's kind.  The list is a sampler in the lhotse sense (the dataset only turns
@@ -22,8 +23,11 @@ class Schedule:
     pretrain_updates: int = 0
     unsup_updates: int = 1
     sup_updates: int = 1
+    warmup: str = UNSUP
 
     def __post_init__(self):
+        if self.warmup not in (UNSUP, SUP):
+            raise ValueError(f"warmup must be {UNSUP!r} or {SUP!r} (got {self.warmup!r})")
         if min(self.pretrain_updates, self.unsup_updates, self.sup_updates) < 0:
             raise ValueError(f"update counts must be >= 0: {self}")
         if self.unsup_updates + self.sup_updates == 0:
@@ -31,7 +35,7 @@ class Schedule:
 
     def mode(self, update_num: int) -> str:
         if update_num < self.pretrain_updates:
-            return UNSUP
+            return self.warmup
         k = (update_num - self.pretrain_updates) % (self.unsup_updates + self.sup_updates)
         return UNSUP if k < self.unsup_updates else SUP
 

@@ -33,6 +33,7 @@ class TwoStreamDataset(FairseqDataset):
         mode, i = self._locate(index)
         item = self.streams[mode][i]
         item["_mode"] = mode
+        item["id"] = index  # one id space over both streams (the slimIPL cache reloads batches by id)
         return item
 
     def collater(self, samples):

@@ -90,5 +90,16 @@ class SslAsrCtc(Wav2VecCtc):
         else:
             hubert = False
         if hubert:
-            return cls(cfg, HubertEncoder(cfg, task))
-        return cls(cfg, SslAsrEncoder(cfg, len(task.target_dictionary)))
+            return _deepcopy_safe(cls(cfg, HubertEncoder(cfg, task)))
+        return _deepcopy_safe(cls(cfg, SslAsrEncoder(cfg, len(task.target_dictionary))))
+
+
+def _deepcopy_safe(model: torch.nn.Module) -> torch.nn.Module:
+    """fairseq's EMA (``ema.store_ema``) deep-copies the model, which fails on the positional
+    convolution's weight norm: its ``weight`` is computed from ``weight_g``/``weight_v`` and is
+    not a graph leaf.  The weight-norm hook recomputes ``weight`` before every forward, so a
+    detached copy in between changes nothing but makes the model copyable."""
+    for module in model.modules():
+        if hasattr(module, "weight_g") and hasattr(module, "weight_v") and not module.weight.is_leaf:
+            module.weight = module.weight.detach()
+    return model

@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class JointConfig(AudioCtcConfig):
+class TwoStreamConfig(AudioCtcConfig):
+    """Options of tasks that alternate updates on labeled and unlabeled audio."""
     unlabeled_subsets: str = field(
         default="unlabeled", metadata={"help": "comma-separated manifests whose audio feeds unsupervised updates"}
     )
@@ -40,15 +41,19 @@ class JointConfig(AudioCtcConfig):
         metadata={"help": "unsupervised updates also see the labeled training audio (the paper: LS-960 incl. "
                   "the labeled train-clean-100)"},
     )
+    unsup_updates: int = field(default=1, metadata={"help": "unsupervised updates per cycle (paper: 1; ablation 5)"})
+    sup_updates: int = field(default=1, metadata={"help": "supervised (CTC) updates per cycle (paper: 1)"})
+    train_subset: str = II("dataset.train_subset")
+    update_freq: List[int] = II("optimization.update_freq")
+
+
+@dataclass
+class JointConfig(TwoStreamConfig):
     pretrain_updates: int = field(
         default=0,
         metadata={"help": "unsupervised-only updates before alternation starts (two-stage baseline: all "
                   "pre-training, with unsup_updates=0 after it)"},
     )
-    unsup_updates: int = field(default=1, metadata={"help": "unsupervised updates per cycle (paper: 1; ablation 5)"})
-    sup_updates: int = field(default=1, metadata={"help": "supervised (CTC) updates per cycle (paper: 1)"})
-    train_subset: str = II("dataset.train_subset")
-    update_freq: List[int] = II("optimization.update_freq")
 
 
 @register_task("sslasr_joint", dataclass=JointConfig)
@@ -57,11 +62,15 @@ class JointTask(AudioCtcTask):
 
     def __init__(self, cfg: JointConfig):
         super().__init__(cfg)
-        self.schedule = Schedule(cfg.pretrain_updates, cfg.unsup_updates, cfg.sup_updates)
+        self.schedule = self.build_schedule(cfg)
         self._step_mode = (None, None)  # (update_num, mode) of the update being accumulated
         self._warned_drift = False
 
-    def _audio_only(self, split: str, check: bool = True):
+    @staticmethod
+    def build_schedule(cfg: JointConfig) -> Schedule:
+        return Schedule(cfg.pretrain_updates, cfg.unsup_updates, cfg.sup_updates)
+
+    def unlabeled_dataset(self, split: str, check: bool = True):
         """``split`` as unlabeled audio, built by fairseq's audio_pretraining (random crops to the
         batch's shortest utterance, no padding)."""
         if check and self.cfg.check_data:
@@ -73,14 +82,15 @@ class JointTask(AudioCtcTask):
         AudioPretrainingTask.load_dataset(self, split, audio_cfg)
         return self.datasets.pop(split)
 
-    def load_dataset(self, split: str, task_cfg: JointConfig = None, **kwargs):
+    def load_dataset(self, split: str, task_cfg: TwoStreamConfig = None, **kwargs):
         if split != self.cfg.train_subset:
             return super().load_dataset(split, task_cfg, **kwargs)
         names = [s.strip() for s in self.cfg.unlabeled_subsets.split(",") if s.strip()]
-        unsup = [self._audio_only(s) for s in names]
+        unsup = [self.unlabeled_dataset(s) for s in names]
         if self.cfg.unsup_on_labeled:
-            unsup.append(self._audio_only(split, check=False))  # checked below, with its labels
-        if not unsup and (self.cfg.pretrain_updates or self.cfg.unsup_updates):
+            unsup.append(self.unlabeled_dataset(split, check=False))  # checked below, with its labels
+        if not unsup and (self.schedule.unsup_updates or
+                          (self.schedule.pretrain_updates and self.schedule.warmup == UNSUP)):
             raise ValueError("unsupervised updates are scheduled but no audio is given for them: set "
                              "task.unlabeled_subsets or task.unsup_on_labeled=true")
         super().load_dataset(split, task_cfg, **kwargs)
@@ -113,22 +123,30 @@ class JointTask(AudioCtcTask):
             freq = update_freq[min(ep, len(update_freq)) - 1]
             return epoch_batches(self.schedule, batches, ep, seed, num_shards * freq)
 
-        return iterators.EpochBatchIterator(
+        return self.epoch_iterator(
             dataset=dataset, collate_fn=dataset.collater, batch_sampler=alternating, seed=seed,
             num_shards=num_shards, shard_id=shard_id, num_workers=num_workers, epoch=epoch,
             buffer_size=data_buffer_size, disable_shuffling=True,
         )
 
+    def epoch_iterator(self, **kwargs) -> iterators.EpochBatchIterator:
+        return iterators.EpochBatchIterator(**kwargs)
+
+    def track_mode(self, sample, update_num: int, ignore_grad: bool) -> None:
+        """Records the kind of the update being accumulated; refuses an update mixing kinds."""
+        if ignore_grad:  # a dummy batch may be of the other kind
+            return
+        mode = sample.get("mode", SUP)
+        if self._step_mode[0] == update_num and self._step_mode[1] != mode:
+            raise RuntimeError(f"update {update_num} mixes {self._step_mode[1]} and {mode} batches")
+        self._step_mode = (update_num, mode)
+        if mode != self.schedule.mode(update_num) and not self._warned_drift:
+            self._warned_drift = True
+            logger.warning(f"update {update_num} is {mode}, the schedule says {self.schedule.mode(update_num)}: "
+                           "a batch was skipped (out of memory?) or update_freq/world size changed on resume")
+
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False, **kwargs):
-        if not ignore_grad:  # a dummy batch (ignore_grad) may be of the other kind
-            mode = sample.get("mode", SUP)
-            if self._step_mode[0] == update_num and self._step_mode[1] != mode:
-                raise RuntimeError(f"update {update_num} mixes {self._step_mode[1]} and {mode} batches")
-            self._step_mode = (update_num, mode)
-            if mode != self.schedule.mode(update_num) and not self._warned_drift:
-                self._warned_drift = True
-                logger.warning(f"update {update_num} is {mode}, the schedule says {self.schedule.mode(update_num)}: "
-                               "a batch was skipped (out of memory?) or update_freq/world size changed on resume")
+        self.track_mode(sample, update_num, ignore_grad)
         return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad, **kwargs)
 
     def optimizer_step(self, optimizer, model, update_num):

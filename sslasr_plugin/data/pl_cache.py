@@ -1,0 +1,70 @@
+"""The dynamic pseudo-label cache of slimIPL (Likhomanenko et al. 2021).
+
+The cache holds ``size`` pseudo-labeled batches.  While it fills, every unlabeled batch is
+labeled by the current model, stored, and trained on.  Once full, each unlabeled update trains
+on the next entry (entries are visited in a random order, reshuffled after every pass) and,
+with probability ``replace_prob``, labels a new batch with the current model into that slot
+before the update (flashlight's ``fixed-pre-cache``); otherwise the entry stays.
+
+Every decision is a function of (seed, number of reads so far): a restored cache makes the
+same decisions as the one that was saved, on every rank.  An entry is opaque here (the task
+stores batch ids and labels in it); ``state_dict`` must hold only tensors, lists, dicts,
+numbers and strings, so that checkpoints load with ``weights_only=True``.
+"""
+from typing import Any, Dict, List, Tuple
+
+import numpy as np
+
+
+class PseudoLabelCache:
+    def __init__(self, size: int, replace_prob: float, seed: int):
+        if size < 1:
+            raise ValueError(f"cache size must be >= 1 (got {size})")
+        if not 0.0 <= replace_prob <= 1.0:
+            raise ValueError(f"cache replace_prob must be in [0, 1] (got {replace_prob})")
+        self.size, self.replace_prob, self.seed = size, replace_prob, seed
+        self.entries: List[Any] = []
+        self.reads = 0  # entries trained on since the cache became full
+        self._order = (-1, None)  # (pass, permutation) of the current pass
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def full(self) -> bool:
+        return len(self.entries) >= self.size
+
+    def plan(self) -> Tuple[int, bool]:
+        """The next unlabeled update: (slot to train on, whether a newly labeled batch goes into it).
+        Filling: (the next empty slot, True) -- the new batch is stored and trained on."""
+        if not self.full:
+            return len(self.entries), True
+        n, pos = divmod(self.reads, self.size)
+        if self._order[0] != n:
+            self._order = (n, np.random.default_rng([self.seed, n, 0]).permutation(self.size))
+        slot = int(self._order[1][pos])
+        replace = bool(np.random.default_rng([self.seed, self.reads, 1]).random() < self.replace_prob)
+        self.reads += 1
+        return slot, replace
+
+    def put(self, slot: int, entry: Any) -> None:
+        if slot == len(self.entries) and not self.full:
+            self.entries.append(entry)
+        elif 0 <= slot < len(self.entries):
+            self.entries[slot] = entry
+        else:
+            raise IndexError(f"cache slot {slot} out of range (cache holds {len(self.entries)} of {self.size})")
+
+    def __getitem__(self, slot: int) -> Any:
+        return self.entries[slot]
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"size": self.size, "replace_prob": self.replace_prob, "seed": self.seed, "reads": self.reads,
+                "entries": list(self.entries)}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        entries = list(state["entries"])
+        if len(entries) > self.size:  # a smaller cache was configured on resume: keep the first entries
+            entries = entries[: self.size]
+        self.entries, self.reads = entries, int(state["reads"]) if len(entries) == self.size else 0
+        self._order = (-1, None)

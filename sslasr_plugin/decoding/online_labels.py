@@ -1,0 +1,135 @@
+"""Pseudo-labels from the model being trained, and the signs that they are collapsing.
+
+``label_batch`` runs a CTC model (the student or its EMA) in eval mode -- no dropout, no
+SpecAugment -- over one batch and returns per utterance the greedy transcript (hard labels,
+slimIPL) and, if asked, the per-frame log-probabilities (soft labels).  ``LabelStats`` are the
+numbers that show collapse as it happens: the share of frames whose argmax is blank, the mean
+per-frame entropy, the pseudo-labels' token rate (tokens per second of audio) and, when the
+unlabeled audio's true transcripts are known (the synthetic corpus keeps them aside), the
+pseudo-labels' token error rate against them.
+
+``CollapseDetector`` fires when the token rate of recent pseudo-labels falls below a fraction
+of the labeled data's token rate: a model collapsed to blank (or to one token per frame)
+emits almost no tokens, while a healthy one emits about as many as people speak.  The rule
+needs no transcripts of the unlabeled audio and does not depend on the model's frame rate.
+"""
+from collections import deque
+from dataclasses import dataclass, fields
+from typing import Dict, List, Optional, Sequence
+
+import editdistance
+import torch
+
+from .ctc import greedy_decode
+
+
+@dataclass
+class LabelStats:
+    """Sums over labeled utterances (they add up across batches and ranks)."""
+    utterances: int = 0
+    frames: int = 0
+    blank_frames: int = 0
+    entropy: float = 0.0  # summed over frames, nats
+    tokens: int = 0
+    seconds: float = 0.0  # audio labeled
+    oracle_errors: int = 0  # edit distance to the oracle transcripts, where known
+    oracle_tokens: int = 0
+
+    def __add__(self, other: "LabelStats") -> "LabelStats":
+        return LabelStats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    def as_dict(self) -> Dict[str, float]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else float("nan")
+
+
+@dataclass
+class OnlineLabels:
+    tokens: List[torch.Tensor]  # per utterance, int16 on the CPU
+    log_probs: Optional[List[torch.Tensor]]  # per utterance (frames, vocab), fp16 on the CPU; soft labels only
+    stats: LabelStats
+
+
+def emissions(model, net_input) -> (torch.Tensor, torch.Tensor):
+    """Log-probs (B, T, V) in fp32 and the valid frames of each row."""
+    net_output = model(**net_input)
+    lprobs = model.get_normalized_probs(net_output, log_probs=True).transpose(0, 1).float()
+    pad = net_output.get("padding_mask")
+    lengths = ((~pad).sum(-1) if pad is not None
+               else torch.full((lprobs.size(0),), lprobs.size(1), device=lprobs.device))
+    return lprobs, lengths
+
+
+def label_stats(lprobs: torch.Tensor, lengths: torch.Tensor, tokens: Sequence[torch.Tensor], blank: int,
+                seconds: float, oracle: Optional[Sequence[Optional[Sequence[int]]]] = None) -> LabelStats:
+    valid = torch.arange(lprobs.size(1), device=lprobs.device)[None, :] < lengths[:, None]
+    entropy = -(lprobs.exp() * lprobs).sum(-1)
+    stats = LabelStats(
+        utterances=lprobs.size(0), frames=int(valid.sum()),
+        blank_frames=int(((lprobs.argmax(-1) == blank) & valid).sum()),
+        entropy=float(entropy.masked_fill(~valid, 0).sum()), tokens=sum(len(t) for t in tokens), seconds=seconds,
+    )
+    for hyp, ref in zip(tokens, oracle or []):
+        if ref is not None:
+            stats.oracle_errors += editdistance.eval(hyp.tolist(), list(ref))
+            stats.oracle_tokens += len(ref)
+    return stats
+
+
+@torch.no_grad()
+def label_batch(teacher, net_input, blank: int, drop: Sequence[int] = (), soft: bool = False,
+                sample_rate: int = 16000, oracle=None) -> OnlineLabels:
+    """Greedy CTC pseudo-labels of one batch by ``teacher`` in eval mode (its mode is restored).
+    ``drop``: token ids removed from the transcripts besides blank (fairseq's pad and eos)."""
+    was_training = teacher.training
+    teacher.eval()
+    try:
+        lprobs, lengths = emissions(teacher, net_input)
+    finally:
+        teacher.train(was_training)
+    tokens = []
+    for hyp in greedy_decode(lprobs, lengths, blank):
+        t = hyp["tokens"]
+        for d in drop:
+            t = t[t != d]
+        tokens.append(t.to(torch.int16).cpu())
+    source, pad = net_input["source"], net_input.get("padding_mask")
+    samples = (~pad).sum() if pad is not None else torch.tensor(source.numel())
+    stats = label_stats(lprobs, lengths, tokens, blank, float(samples) / sample_rate, oracle)
+    log_probs = [lprobs[b, : lengths[b]].half().cpu() for b in range(lprobs.size(0))] if soft else None
+    return OnlineLabels(tokens, log_probs, stats)
+
+
+class CollapseDetector:
+    """Watches the token rate of the last ``window`` labeled batches against the labeled data's."""
+
+    def __init__(self, reference_rate: float, min_ratio: float = 0.5, window: int = 10):
+        if not reference_rate > 0:
+            raise ValueError(f"reference token rate must be > 0 (got {reference_rate})")
+        self.reference_rate, self.min_ratio = reference_rate, min_ratio
+        self.recent = deque(maxlen=window)
+        self.collapsed = False
+
+    def update(self, stats: LabelStats, update_num: int) -> Optional[str]:
+        """Adds one labeled batch; returns a message when the state changes (collapse or recovery)."""
+        self.recent.append(stats)
+        total = sum(self.recent, LabelStats())
+        ratio = total.tokens_per_second / self.reference_rate
+        if len(self.recent) < self.recent.maxlen and not self.collapsed:
+            return None  # too few batches to judge
+        was = self.collapsed
+        self.collapsed = ratio < self.min_ratio
+        if self.collapsed == was:
+            return None
+        where = (f"update {update_num}: the last {len(self.recent)} pseudo-labeled batches have "
+                 f"{total.tokens_per_second:.2f} tokens per second of audio, {ratio:.2f}x the labeled data's "
+                 f"{self.reference_rate:.2f} (blank argmax on {total.blank_frames / max(total.frames, 1):.1%} of "
+                 f"frames, entropy {total.entropy / max(total.frames, 1):.3f} nats/frame)")
+        if self.collapsed:
+            return (f"PSEUDO-LABEL COLLAPSE at {where}. The model is emitting (almost) only blank or one token "
+                    f"per run: soft labels need a regulariser (criterion.soft_ctc_weight, soft_blank_weight, "
+                    f"soft_temperature) or hard labels; see docs/RESULTS.md")
+        return f"pseudo-labels recovered at {where}"

@@ -1,0 +1,341 @@
+"""Continuous pseudo-labeling: slimIPL (Likhomanenko et al. 2021) with hard labels, and soft labels
+(Likhomanenko et al. 2022), for CTC models.
+
+The model labels the unlabeled audio as it trains, with no language model.  Schedule (a
+function of the update number, as in ``sslasr_joint``): ``warmup_updates`` supervised updates,
+then cycles of ``sup_updates`` CTC updates on ``labeled`` and ``unsup_updates`` updates on
+pseudo-labeled audio.  When unlabeled updates start, dropout and layerdrop above
+``pl_dropout`` / ``pl_layerdrop`` are lowered to them (slimIPL: 0.5 -> 0.1).
+
+Each unlabeled update goes through the dynamic cache (``data.pl_cache``): while the cache
+fills, the incoming unlabeled batch is labeled by the model in eval mode (greedy CTC: no
+dropout, no SpecAugment) and trained on; once full, the update trains on a cached batch
+(reloaded from disk by its ids, with SpecAugment) and, with probability
+``cache_replace_prob``, labels the incoming batch into that slot first.  Labeling is one
+forward pass without gradient, no more.  With ``ema.store_ema=true`` the EMA model labels
+(slimIPL's EMA variant).  ``pseudo_labels=soft`` caches the per-frame distributions instead
+(criterion ``sslasr_pl_ctc`` holds the soft loss and its regularisers).
+
+Every labeled batch's statistics are logged (``pl_blank_ratio``, ``pl_entropy``,
+``pl_token_rate``, ``pl_rate_ratio``, and ``pl_cer`` against ``oracle_labels`` transcripts
+when given) and watched by a collapse detector (``decoding.online_labels``), which warns in
+the log, or stops the run with ``stop_on_collapse``.  The cache is saved with the training
+iterator's state in every checkpoint, so a resumed run continues with the same cache,
+sampler position and decisions.
+
+    fairseq-hydra-train --config-dir examples/slimipl --config-name slimipl \\
+        common.user_dir=sslasr_plugin task.data=$PWD/data/demo checkpoint.save_dir=$PWD/exp/slimipl
+"""
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+from fairseq import utils
+from fairseq.data import data_utils, iterators
+from fairseq.data.audio.raw_audio_dataset import FileAudioDataset
+from fairseq.dataclass import ChoiceEnum
+from fairseq.distributed import utils as distributed_utils
+from fairseq.modules import FairseqDropout
+from fairseq.tasks import FairseqTask, register_task
+from omegaconf import II
+
+from ..criterions.pl_ctc import PL
+from ..data.alternating_batches import SUP, UNSUP, Schedule
+from ..data.pl_cache import PseudoLabelCache
+from ..data.validate import validate_split
+from ..decoding.online_labels import CollapseDetector, LabelStats, label_batch
+from .joint import JointTask, TwoStreamConfig
+
+logger = logging.getLogger(__name__)
+
+
+def _rank_and_world():
+    """This process's data-parallel rank and the number of data-parallel ranks (0, 1 when not distributed)."""
+    if not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        return 0, 1
+    return distributed_utils.get_data_parallel_rank(), distributed_utils.get_data_parallel_world_size()
+
+PSEUDO_LABELS = ChoiceEnum(["hard", "soft"])
+_STAT = "pl_stat_"
+
+
+@dataclass
+class SlimIplConfig(TwoStreamConfig):
+    unsup_on_labeled: bool = field(
+        default=False, metadata={"help": "also pseudo-label the labeled training audio"}
+    )
+    warmup_updates: int = field(
+        default=0, metadata={"help": "supervised updates before pseudo-labeling starts (slimIPL's M: 20k)"}
+    )
+    sup_updates: int = field(default=1, metadata={"help": "labeled updates per cycle (slimIPL: 1)"})
+    unsup_updates: int = field(
+        default=4, metadata={"help": "pseudo-labeled updates per cycle (slimIPL: 4 with 100 h, 10 with 10 h)"}
+    )
+    cache_size: int = field(default=100, metadata={"help": "batches in the cache (slimIPL: 100 or 1000)"})
+    cache_replace_prob: float = field(
+        default=0.1, metadata={"help": "probability that a used cache entry is replaced by a new batch (slimIPL: 0.1)"}
+    )
+    pseudo_labels: PSEUDO_LABELS = field(
+        default="hard", metadata={"help": "hard: greedy transcripts (CTC); soft: per-frame distributions"}
+    )
+    pl_dropout: Optional[float] = field(
+        default=0.1, metadata={"help": "dropout above this is lowered to it when pseudo-labeling starts; null: keep"}
+    )
+    pl_layerdrop: Optional[float] = field(
+        default=0.1, metadata={"help": "layerdrop above this is lowered to it when pseudo-labeling starts"}
+    )
+    oracle_labels: Optional[str] = field(
+        default=None,
+        metadata={"help": "extension of the unlabeled audio's true transcripts ({subset}.{ext}), for logging "
+                  "pl_cer only (the synthetic corpus writes them; never used for training)"},
+    )
+    collapse_min_ratio: float = field(
+        default=0.5,
+        metadata={"help": "collapse: pseudo-labels' tokens per second below this fraction of the labeled data's"},
+    )
+    collapse_window: int = field(default=10, metadata={"help": "labeled batches the collapse detector looks at"})
+    stop_on_collapse: bool = field(default=False, metadata={"help": "stop training when a collapse is detected"})
+    seed: int = II("common.seed")
+
+
+@register_task("sslasr_slimipl", dataclass=SlimIplConfig)
+class SlimIplTask(JointTask):
+    cfg: SlimIplConfig
+
+    def __init__(self, cfg: SlimIplConfig):
+        super().__init__(cfg)
+        self.cache = PseudoLabelCache(cfg.cache_size, cfg.cache_replace_prob, cfg.seed)
+        self.detector: Optional[CollapseDetector] = None
+        self._oracle: List[Optional[List[int]]] = []  # per unlabeled utterance, in stream order
+        self._unsup_count = 0
+        self._dropout_lowered = False
+
+    @staticmethod
+    def build_schedule(cfg: SlimIplConfig) -> Schedule:
+        return Schedule(cfg.warmup_updates, cfg.unsup_updates, cfg.sup_updates, warmup=SUP)
+
+    @property
+    def uses_ema(self) -> bool:
+        return True  # fairseq then hands train_step the EMA model when ema.store_ema=true
+
+    # data ------------------------------------------------------------------------------------
+
+    def unlabeled_dataset(self, split: str, check: bool = True):
+        """``split``'s audio, whole and padded (labels and audio must stay aligned: no random crops)."""
+        if check and self.cfg.check_data:
+            validate_split(self.cfg.data, split, labels=None, sample_rate=self.cfg.sample_rate)
+        dataset = FileAudioDataset(
+            manifest_path=os.path.join(self.cfg.data, f"{split}.tsv"), sample_rate=self.cfg.sample_rate,
+            max_sample_size=None, min_sample_size=self.cfg.min_sample_size, pad=True, normalize=self.cfg.normalize,
+        )
+        self._oracle.extend(self._read_oracle(split, dataset))
+        return dataset
+
+    def _read_oracle(self, split: str, dataset: FileAudioDataset) -> List[Optional[List[int]]]:
+        if not self.cfg.oracle_labels:
+            return [None] * len(dataset)
+        path = os.path.join(self.cfg.data, f"{split}.{self.cfg.oracle_labels}")
+        if not os.path.exists(path):
+            logger.warning(f"no oracle transcripts {path}: pl_cer is not logged for {split}")
+            return [None] * len(dataset)
+        with open(path, encoding="utf-8") as f:
+            lines = [line for i, line in enumerate(f) if i not in dataset.skipped_indices]
+        if len(lines) != len(dataset):
+            raise ValueError(f"{path} has {len(lines)} usable lines, {split}.tsv {len(dataset)} utterances: "
+                             "the oracle transcripts must have one line per manifest row")
+        d = self.target_dictionary
+        return [d.encode_line(line, append_eos=False, add_if_not_exist=False).tolist() for line in lines]
+
+    def load_dataset(self, split: str, task_cfg: SlimIplConfig = None, **kwargs):
+        if split == self.cfg.train_subset:
+            self._oracle = []
+        super().load_dataset(split, task_cfg, **kwargs)
+        if split == self.cfg.train_subset:
+            self._unsup_count = len(self.datasets[split].streams[UNSUP])
+            self.detector = CollapseDetector(self._labeled_token_rate(split), self.cfg.collapse_min_ratio,
+                                             self.cfg.collapse_window)
+            logger.info(f"labeled data: {self.detector.reference_rate:.2f} tokens per second of audio (the "
+                        f"collapse detector's reference; it fires below {self.cfg.collapse_min_ratio}x that)")
+
+    def _labeled_token_rate(self, split: str, max_lines: int = 20000) -> float:
+        """Tokens per second of audio in the labeled split (first ``max_lines`` utterances)."""
+        sup = self.datasets[split].streams[SUP]
+        n = min(len(sup), max_lines)
+        tokens = sum(len(sup.get_label(i).split()) for i in range(n))  # label lines are space-separated tokens
+        return tokens / (float(np.sum(sup.sizes[:n])) / self.cfg.sample_rate)
+
+    # training ----------------------------------------------------------------------------------
+
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False, ema_model=None,
+                   **kwargs):
+        self.track_mode(sample, update_num, ignore_grad)
+        if update_num >= self.cfg.warmup_updates and self.cfg.unsup_updates > 0:
+            self._lower_dropout(model)
+        stats = {}
+        if sample.get("mode") == UNSUP:
+            sample, stats = self._pseudo_labeled(sample, ema_model if ema_model is not None else model, update_num)
+        loss, sample_size, log = FairseqTask.train_step(self, sample, model, criterion, optimizer, update_num,
+                                                        ignore_grad)
+        log.update(stats)
+        return loss, sample_size, log
+
+    def valid_step(self, sample, model, criterion, ema_model=None, **kwargs):
+        return super().valid_step(sample, model, criterion)  # validates the model, not its EMA
+
+    def optimizer_step(self, optimizer, model, update_num):
+        FairseqTask.optimizer_step(self, optimizer, model, update_num)
+
+    def _lower_dropout(self, model) -> None:
+        if self._dropout_lowered:
+            return
+        self._dropout_lowered = True
+        changed = set()
+        for name, m in model.named_modules():
+            p = self.cfg.pl_dropout
+            if p is not None and isinstance(m, (torch.nn.Dropout, FairseqDropout)) and m.p > p:
+                changed.add(f"{name}.p {m.p}")
+                m.p = p
+            drop = self.cfg.pl_layerdrop
+            if drop is not None and isinstance(getattr(m, "layerdrop", None), float) and m.layerdrop > drop:
+                changed.add(f"{name}.layerdrop {m.layerdrop}")
+                m.layerdrop = drop
+        if changed:
+            logger.info(f"pseudo-labeling starts: lowered to dropout {self.cfg.pl_dropout} / layerdrop "
+                        f"{self.cfg.pl_layerdrop}: {', '.join(sorted(changed))}")
+
+    def _pseudo_labeled(self, sample, teacher, update_num: int):
+        """The batch this unlabeled update trains on, with its pseudo-labels; and the labeling
+        statistics of the incoming batch if it was labeled."""
+        rank, _ = _rank_and_world()
+        slot, relabel = self.cache.plan()
+        fresh, log = None, {}
+        if relabel:
+            d = self.target_dictionary
+            ids = sample["id"].cpu()
+            first = self.datasets[self.cfg.train_subset].offset[UNSUP]
+            oracle = [self._oracle[i - first] for i in ids.tolist()]
+            labels = label_batch(teacher, sample["net_input"], self._blank, drop=(d.pad(), d.eos()),
+                                 soft=self.cfg.pseudo_labels == "soft", sample_rate=self.cfg.sample_rate,
+                                 oracle=oracle)
+            part = {"ids": ids, "tokens": labels.tokens, "log_probs": labels.log_probs or [],
+                    "stats": labels.stats.as_dict()}
+            fresh = {"parts": self._gather(part)}
+            total = sum((LabelStats(**p["stats"]) for p in fresh["parts"]), LabelStats())
+            message = self.detector.update(total, update_num)
+            if message:
+                logger.warning(message)
+                if self.detector.collapsed and self.cfg.stop_on_collapse:
+                    raise RuntimeError(message + " (task.stop_on_collapse=true)")
+            log = {_STAT + k: v for k, v in labels.stats.as_dict().items()}
+            log[_STAT + "collapsed"] = int(self.detector.collapsed)
+        if not self.cache.full:
+            self.cache.put(slot, fresh)
+            return self._with_labels(sample, fresh["parts"][rank]), log
+        entry = self.cache[slot]
+        if fresh is not None:
+            self.cache.put(slot, fresh)
+        return self._with_labels(self._reload(entry["parts"][rank]["ids"], like=sample), entry["parts"][rank]), log
+
+    @property
+    def _blank(self) -> int:
+        return self.target_dictionary.index(self.blank_symbol)
+
+    @staticmethod
+    def _gather(part: Dict[str, Any]) -> List[Dict[str, Any]]:
+        """Every rank's labeled part of this update (ranks hold the same cache)."""
+        _, world = _rank_and_world()
+        if world == 1:
+            return [part]
+        parts = [None] * world
+        torch.distributed.all_gather_object(parts, part, group=distributed_utils.get_data_parallel_group())
+        return parts
+
+    def _reload(self, ids: torch.Tensor, like) -> Dict[str, Any]:
+        """The batch of ``ids`` as the data loader gives it, on ``like``'s device and dtype."""
+        dataset = self.datasets[self.cfg.train_subset]
+        batch = dataset.collater([dataset[int(i)] for i in ids])
+        if not torch.equal(batch["id"], ids):
+            raise RuntimeError("a cached batch did not reload in its order: its pseudo-labels would be misaligned")
+        source = like["net_input"]["source"]
+        batch = utils.apply_to_sample(lambda t: t.to(source.device), batch)
+        batch["net_input"]["source"] = batch["net_input"]["source"].to(source.dtype)
+        return batch
+
+    def _with_labels(self, batch, part) -> Dict[str, Any]:
+        d = self.target_dictionary
+        device = batch["net_input"]["source"].device
+        tokens = [t.long() for t in part["tokens"]]
+        batch = dict(batch, mode=PL)
+        batch["target"] = data_utils.collate_tokens(tokens, pad_idx=d.pad(), left_pad=False).to(device)
+        batch["target_lengths"] = torch.tensor([len(t) for t in tokens], device=device)
+        batch["ntokens"] = int(batch["target_lengths"].sum())
+        if part["log_probs"]:
+            frames = [len(lp) for lp in part["log_probs"]]
+            soft = part["log_probs"][0].new_zeros(len(frames), max(frames), part["log_probs"][0].size(-1))
+            for b, lp in enumerate(part["log_probs"]):
+                soft[b, : len(lp)] = lp
+            batch["pl_log_probs"] = soft.to(device)
+            batch["pl_frames"] = torch.tensor(frames, device=device)
+        return batch
+
+    # checkpoints and logs --------------------------------------------------------------------
+
+    def epoch_iterator(self, **kwargs) -> iterators.EpochBatchIterator:
+        return _CacheCarryingIterator(self, **kwargs)
+
+    def cache_state(self) -> Dict[str, Any]:
+        return dict(self.cache.state_dict(), world_size=_rank_and_world()[1], unlabeled_utterances=self._unsup_count)
+
+    def load_cache_state(self, cache: Dict[str, Any]) -> None:
+        _, world = _rank_and_world()
+        if cache["world_size"] != world:
+            logger.warning(f"the checkpoint's pseudo-label cache was built by {cache['world_size']} ranks, this run "
+                           f"has {world}: the cache starts empty")
+        elif cache["unlabeled_utterances"] != self._unsup_count:
+            logger.warning(f"the checkpoint's pseudo-label cache indexes {cache['unlabeled_utterances']} unlabeled "
+                           f"utterances, the data now has {self._unsup_count}: the cache starts empty")
+        else:
+            self.cache.load_state_dict(cache)
+            logger.info(f"pseudo-label cache restored: {len(self.cache)} of {self.cache.size} batches, "
+                        f"{self.cache.reads} reads")
+
+    def reduce_metrics(self, logging_outputs, criterion):
+        super().reduce_metrics(logging_outputs, criterion)
+        from fairseq import metrics
+
+        total = sum((LabelStats(**{k[len(_STAT):]: log[k] for k in log if k.startswith(_STAT) and k != _STAT + "collapsed"})
+                     for log in logging_outputs if _STAT + "frames" in log), LabelStats())
+        if not total.frames:
+            return
+        metrics.log_scalar("pl_blank_ratio", total.blank_frames / total.frames, total.frames, round=4)
+        metrics.log_scalar("pl_entropy", total.entropy / total.frames, total.frames, round=4)
+        metrics.log_scalar("pl_token_rate", total.tokens_per_second, total.seconds, round=3)
+        if self.detector is not None:
+            metrics.log_scalar("pl_rate_ratio", total.tokens_per_second / self.detector.reference_rate,
+                               total.seconds, round=3)
+        if total.oracle_tokens:
+            metrics.log_scalar("pl_cer", 100 * total.oracle_errors / total.oracle_tokens, total.oracle_tokens, round=2)
+        metrics.log_scalar("pl_collapsed", max(log.get(_STAT + "collapsed", 0) for log in logging_outputs), round=0)
+
+
+class _CacheCarryingIterator(iterators.EpochBatchIterator):
+    """fairseq saves the training iterator's state in every checkpoint and restores it on resume
+    (it restores no task state when training), so the cache travels with the sampler position:
+    one checkpoint holds both, consistent with each other."""
+
+    def __init__(self, task: SlimIplTask, **kwargs):
+        super().__init__(**kwargs)
+        self._task = task
+
+    def state_dict(self):
+        return dict(super().state_dict(), slimipl_cache=self._task.cache_state())
+
+    def load_state_dict(self, state_dict):
+        state = dict(state_dict)
+        cache = state.pop("slimipl_cache", None)
+        if cache is not None:
+            self._task.load_cache_state(cache)
+        super().load_state_dict(state)

@@ -1,0 +1,439 @@
+"""slimIPL and soft pseudo-labels: the cache, the collapse detector, the soft loss, real runs."""
+import math
+import os
+import re
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+from fairseq.data import Dictionary
+
+from conftest import generate, hydra_train, run_cli
+from sslasr_plugin.checkpoint import load_checkpoint
+from sslasr_plugin.criterions.pl_ctc import PlCtcConfig, PlCtcCriterion
+from sslasr_plugin.data.pl_cache import PseudoLabelCache
+from sslasr_plugin.decoding.online_labels import CollapseDetector, LabelStats, label_batch, label_stats
+
+# ---------------------------------------------------------------------------- cache
+
+
+def _plans(cache, n):
+    return [cache.plan() for _ in range(n)]
+
+
+def test_cache_fills_then_visits_every_slot_once_per_pass():
+    cache = PseudoLabelCache(size=4, replace_prob=0.0, seed=3)
+    for i in range(4):
+        assert cache.plan() == (i, True)
+        cache.put(i, f"batch{i}")
+    assert cache.full and len(cache) == 4
+    passes = [[slot for slot, _ in _plans(cache, 4)] for _ in range(5)]
+    assert all(sorted(p) == [0, 1, 2, 3] for p in passes)
+    assert len({tuple(p) for p in passes}) > 1, "the order is reshuffled between passes"
+    assert cache.entries == [f"batch{i}" for i in range(4)], "replace_prob=0 keeps every entry"
+
+
+def test_cache_replacement_probability():
+    p, n = 0.1, 20000
+    cache = PseudoLabelCache(size=10, replace_prob=p, seed=0)
+    for i in range(10):
+        cache.put(*(cache.plan()[0], i))
+    replaced = sum(r for _, r in _plans(cache, n))
+    assert abs(replaced - p * n) < 4 * math.sqrt(n * p * (1 - p))
+    always = PseudoLabelCache(size=2, replace_prob=1.0, seed=0)
+    always.put(0, "a"), always.put(1, "b")
+    assert all(r for _, r in _plans(always, 50))
+
+
+def test_cache_deterministic_per_seed_and_restored_mid_pass():
+    def filled(seed):
+        cache = PseudoLabelCache(size=5, replace_prob=0.3, seed=seed)
+        for i in range(5):
+            cache.put(cache.plan()[0], i)
+        return cache
+
+    a, b = filled(1), filled(1)
+    assert _plans(a, 40) == _plans(b, 40)
+    assert _plans(filled(1), 40) != _plans(filled(2), 40)
+    _plans(a, 7)  # mid-pass
+    restored = PseudoLabelCache(size=5, replace_prob=0.3, seed=1)
+    restored.load_state_dict(a.state_dict())
+    assert restored.entries == a.entries and restored.reads == a.reads
+    assert _plans(restored, 30) == _plans(a, 30)
+
+
+def test_cache_smaller_on_resume_and_bad_settings():
+    cache = PseudoLabelCache(size=4, replace_prob=0.1, seed=0)
+    for i in range(4):
+        cache.put(i, i)
+    smaller = PseudoLabelCache(size=2, replace_prob=0.1, seed=0)
+    smaller.load_state_dict(cache.state_dict())
+    assert smaller.entries == [0, 1] and smaller.full
+    with pytest.raises(ValueError):
+        PseudoLabelCache(size=0, replace_prob=0.1, seed=0)
+    with pytest.raises(ValueError):
+        PseudoLabelCache(size=2, replace_prob=1.5, seed=0)
+    with pytest.raises(IndexError):
+        cache.put(9, "x")
+
+
+# ----------------------------------------------------- labels, statistics, collapse
+
+BLANK = 0
+
+
+def _dictionary():
+    d = Dictionary()  # <s>=0 (CTC blank), <pad>=1, </s>=2, <unk>=3
+    for c in "ab|":
+        d.add_symbol(c)
+    return d  # a=4, b=5, |=6
+
+
+class FixedModel(torch.nn.Module):
+    """A CTC 'model' whose logits (T, B, V) are a parameter: forward ignores the audio."""
+
+    def __init__(self, logits, padding_mask=None):
+        super().__init__()
+        self.logits = torch.nn.Parameter(logits.clone())
+        self.padding_mask = padding_mask
+
+    def forward(self, **net_input):
+        return {"encoder_out": self.logits, "padding_mask": self.padding_mask}
+
+    def get_normalized_probs(self, net_output, log_probs):
+        logits = net_output["encoder_out"].float()
+        if net_output["padding_mask"] is not None:  # as fairseq's Wav2VecCtc: padded frames are blank, -inf else
+            fill = torch.full((logits.size(-1),), float("-inf"))
+            fill[BLANK] = 0.0
+            logits = torch.where(net_output["padding_mask"].T[..., None], fill, logits)
+        return torch.log_softmax(logits, dim=-1)
+
+
+def _frames(path, vocab=7, peak=5.0):
+    """Logits (T, 1, V) whose argmax follows ``path``."""
+    logits = torch.zeros(len(path), 1, vocab)
+    for t, k in enumerate(path):
+        logits[t, 0, k] = peak
+    return logits
+
+
+def test_label_batch_greedy_tokens_stats_and_mode_restored():
+    # utterance 0: a a _ b b _ </s> _ ; utterance 1: 2 valid frames, a _, then padding
+    logits = torch.cat([_frames([4, 4, 0, 5, 5, 0, 2, 0]), _frames([4, 0, 0, 0, 0, 0, 0, 0])], dim=1)
+    pad = torch.zeros(2, 8, dtype=torch.bool)
+    pad[1, 2:] = True
+    model = FixedModel(logits, pad).train()
+    net_input = {"source": torch.zeros(2, 160), "padding_mask": torch.zeros(2, 160, dtype=torch.bool)}
+    out = label_batch(model, net_input, BLANK, drop=(1, 2), soft=True, sample_rate=16000, oracle=[[4, 5, 5], None])
+    assert model.training
+    assert [t.tolist() for t in out.tokens] == [[4, 5], [4]]  # </s> dropped
+    assert [lp.shape for lp in out.log_probs] == [(8, 7), (2, 7)]
+    s = out.stats
+    assert (s.utterances, s.frames, s.blank_frames, s.tokens) == (2, 10, 4, 3)  # blanks at t=2,5,7 and 1 in utt 1
+    p = torch.softmax(torch.tensor([5.0] + [0.0] * 6), 0)
+    assert s.entropy == pytest.approx(10 * float(-(p * p.log()).sum()), rel=1e-5)
+    assert s.seconds == pytest.approx(320 / 16000)
+    assert (s.oracle_errors, s.oracle_tokens) == (1, 3)  # [a b] vs [a b b]
+
+
+def test_collapse_detector_fires_on_collapsed_and_not_on_healthy_distribution():
+    # reference: 10 tokens per second; a batch = 1 s of audio, 50 frames
+    def stats(path):
+        lprobs = torch.log_softmax(_frames(path).transpose(0, 1), -1)
+        tokens = [torch.tensor([k for t, k in enumerate(path) if k != BLANK and (t == 0 or path[t - 1] != k)])]
+        return label_stats(lprobs, torch.tensor([len(path)]), tokens, BLANK, seconds=1.0)
+
+    healthy = stats([4, 0, 0, 0, 0] * 10)  # 10 tokens / s
+    collapsed = stats([0] * 50)  # blank everywhere
+    one_token = stats([4] * 50)  # one token per run
+    assert (healthy.tokens, collapsed.tokens, one_token.tokens) == (10, 0, 1)
+    detector = CollapseDetector(reference_rate=10.0, min_ratio=0.5, window=3)
+    assert [detector.update(healthy, u) for u in range(10)] == [None] * 10
+    # window of 3: one collapsed batch leaves 2/3 of the rate, two leave 1/3 < 0.5
+    messages = [detector.update(collapsed, u) for u in range(10, 13)]
+    assert messages[0] is None and messages[2] is None and detector.collapsed
+    assert "PSEUDO-LABEL COLLAPSE at update 11" in messages[1] and "0.33x the labeled data's 10.00" in messages[1]
+    assert detector.update(healthy, 13) is None  # 1/3 of the rate
+    assert "recovered at update 14" in detector.update(healthy, 14)
+    all_blank = CollapseDetector(10.0, 0.5, window=1)
+    assert "blank argmax on 100.0% of frames" in all_blank.update(collapsed, 0)
+    fresh = CollapseDetector(10.0, 0.5, window=2)
+    assert fresh.update(one_token, 0) is None and "COLLAPSE" in fresh.update(one_token, 1)
+
+
+# ------------------------------------------------------------------ soft loss
+
+
+def _criterion(**cfg):
+    task = SimpleNamespace(target_dictionary=_dictionary(), blank_symbol="<s>")
+    return PlCtcCriterion(PlCtcConfig(sentence_avg=True, zero_infinity=True, **cfg), task)
+
+
+def _soft_sample(teacher_logits, target):
+    lprobs = torch.log_softmax(teacher_logits, -1).transpose(0, 1)  # (B, T, V)
+    return {"mode": "pl", "id": torch.arange(lprobs.size(0)), "net_input": {"source": torch.zeros(1, 10)},
+            "pl_log_probs": lprobs, "pl_frames": torch.full((lprobs.size(0),), lprobs.size(1)),
+            "target": torch.tensor([target]), "target_lengths": torch.tensor([len(target)]),
+            "ntokens": len(target)}
+
+
+def _hand_soft(student, teacher, scale, temperature=1.0, blank_weight=1.0):
+    """The soft loss of one utterance, frame by frame in plain Python."""
+    total, weights = 0.0, 0.0
+    for t in range(student.size(0)):
+        z = student[t, 0].tolist()
+        lse = math.log(sum(math.exp(v) for v in z))
+        tq = [v / temperature for v in torch.log_softmax(teacher[t, 0], -1).tolist()]
+        tlse = math.log(sum(math.exp(v) for v in tq))
+        q = [math.exp(v - tlse) for v in tq]
+        ce = -sum(qv * (zv - lse) for qv, zv in zip(q, z))
+        w = blank_weight if max(range(len(q)), key=q.__getitem__) == BLANK else 1.0
+        total, weights = total + w * ce, weights + w
+    return scale * total / weights
+
+
+@pytest.mark.parametrize("temperature,blank_weight", [(1.0, 1.0), (0.5, 1.0), (1.0, 0.1), (0.7, 0.0)])
+def test_soft_loss_matches_hand_computation(temperature, blank_weight):
+    torch.manual_seed(0)
+    student, teacher = torch.randn(4, 1, 7), torch.randn(4, 1, 7)
+    teacher[1, 0, BLANK] = teacher[3, 0, BLANK] = 6.0  # two blank frames in the teacher
+    crit = _criterion(soft_scale=3.0, soft_temperature=temperature, soft_blank_weight=blank_weight).train()
+    loss, size, log = crit(FixedModel(student), _soft_sample(teacher, [4, 5]))
+    assert size == 1 and log["pl_loss"] == pytest.approx(loss.item())
+    assert loss.item() == pytest.approx(_hand_soft(student, teacher, 3.0, temperature, blank_weight), rel=1e-5)
+
+
+def test_soft_loss_of_a_padded_batch_is_the_sum_over_its_utterances():
+    torch.manual_seed(3)
+    student, teacher = torch.randn(5, 2, 7), torch.randn(5, 2, 7)
+    pad = torch.zeros(2, 5, dtype=torch.bool)
+    pad[1, 3:] = True  # utterance 1 has 3 frames
+    sample = _soft_sample(teacher, [4])
+    sample["pl_log_probs"][1, 3:] = 0.0  # the task pads cached labels with zeros
+    sample.update(pl_frames=torch.tensor([5, 3]), target=torch.tensor([[4], [5]]), target_lengths=torch.tensor([1, 1]))
+    crit = _criterion(soft_ctc_weight=0.5, soft_entropy_weight=0.1)
+    loss, size, _ = crit(FixedModel(student, pad), sample)
+    singles = []
+    for b, frames, target in ((0, 5, [4]), (1, 3, [5])):
+        one = _soft_sample(teacher[:frames, b:b + 1], target)
+        singles.append(crit(FixedModel(student[:frames, b:b + 1]), one)[0].item())
+    assert size == 2 and math.isfinite(loss.item())
+    assert loss.item() == pytest.approx(sum(singles), rel=1e-5)
+
+
+def test_soft_loss_gradient_is_weighted_p_minus_q():
+    torch.manual_seed(1)
+    student, teacher = torch.randn(3, 1, 7), torch.randn(3, 1, 7)
+    model = FixedModel(student)
+    loss, _, _ = _criterion(soft_scale=2.0)(model, _soft_sample(teacher, [4]))
+    loss.backward()
+    expected = 2.0 / 3 * (torch.softmax(student, -1) - torch.softmax(teacher, -1))
+    assert torch.allclose(model.logits.grad, expected, atol=1e-6)
+
+
+def test_soft_ctc_mix_and_entropy_bonus():
+    torch.manual_seed(2)
+    student, teacher = torch.randn(2, 1, 7), torch.randn(2, 1, 7)
+    p = torch.softmax(student[:, 0], -1)
+    # CTC of target [a] over 2 frames: paths (a,a), (a,_), (_,a)
+    a = 4
+    ctc = -math.log(p[0, a] * p[1, a] + p[0, a] * p[1, BLANK] + p[0, BLANK] * p[1, a])
+    soft = _hand_soft(student, teacher, 20.0)
+    loss, _, _ = _criterion(soft_ctc_weight=0.25)(FixedModel(student), _soft_sample(teacher, [a]))
+    assert loss.item() == pytest.approx(0.75 * soft + 0.25 * ctc, rel=1e-5)
+    entropy = float(-(p * p.log()).sum(-1).mean())
+    loss, _, _ = _criterion(soft_entropy_weight=0.1)(FixedModel(student), _soft_sample(teacher, [a]))
+    assert loss.item() == pytest.approx(soft - 20.0 * 0.1 * entropy, rel=1e-5)
+
+
+def test_soft_labels_misaligned_with_audio_are_refused():
+    sample = _soft_sample(torch.randn(3, 1, 7), [4])
+    sample["pl_frames"] = torch.tensor([2])
+    with pytest.raises(RuntimeError, match="misaligned"):
+        _criterion()(FixedModel(torch.randn(3, 1, 7)), sample)
+    with pytest.raises(ValueError, match="soft_ctc_weight"):
+        _criterion(soft_ctc_weight=2.0)
+
+
+# ------------------------------------------------------------------ distributed
+
+
+def _gather_worker(rank, world, port, results):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    from sslasr_plugin.tasks.slimipl import SlimIplTask, _rank_and_world
+
+    cache = PseudoLabelCache(size=3, replace_prob=0.5, seed=7)
+    trained_on = []
+    for step in range(12):
+        slot, relabel = cache.plan()
+        fresh = None
+        if relabel:  # each rank labels its own batch; every rank stores every rank's part
+            fresh = SlimIplTask._gather({"ids": torch.tensor([100 * rank + step]), "rank": rank})
+        if not cache.full:
+            cache.put(slot, fresh)
+            entry = fresh
+        else:
+            entry = cache[slot]
+            if fresh is not None:
+                cache.put(slot, fresh)
+        trained_on.append(int(entry[rank]["ids"]))
+    results[rank] = (_rank_and_world(), [[int(p["ids"]) for p in e] for e in cache.entries], trained_on)
+    torch.distributed.destroy_process_group()
+
+
+def test_cache_is_identical_on_every_rank_and_each_rank_trains_on_its_part():
+    world, results = 2, mp.Manager().dict()
+    mp.spawn(_gather_worker, args=(world, 29500 + os.getpid() % 1000, results), nprocs=world)
+    (r0, entries0, trained0), (r1, entries1, trained1) = results[0], results[1]
+    assert (r0, r1) == ((0, 2), (1, 2))
+    assert entries0 == entries1 and len(entries0) == 3
+    assert all(e[1] == e[0] + 100 for e in entries0)  # rank 1's part was labeled at the same step
+    assert [t + 100 for t in trained0] == trained1
+
+
+# ------------------------------------------------------------------ real runs
+
+SLIMIPL = "examples/slimipl"
+# updates: 0 warm-up (labeled), then cycles of 2 pseudo-labeled + 1 labeled
+SCHEDULE = ("task.warmup_updates=1", "task.sup_updates=1", "task.cache_size=1",
+            "task.cache_replace_prob=0.5", "dataset.max_tokens=100000")
+UPDATE = re.compile(r"\[train_inner\].*num_updates=(\d+)")
+
+
+def _train(corpus, save_dir, *overrides, check=True):
+    if "+variant=supervised_only" not in overrides:
+        overrides += ("task.unsup_updates=2",)
+    return hydra_train(SLIMIPL, "slimipl", corpus, save_dir, *SCHEDULE, *overrides, check=check)
+
+
+def _update_kinds(stdout):
+    kinds = {}
+    for line in stdout.splitlines():
+        m = UPDATE.search(line)
+        if m:
+            kinds[int(m.group(1))] = ("pl" if re.search(r"pl_loss=[\d.]", line) else
+                                      "sup" if re.search(r"sup_loss=[\d.]", line) else "?")
+    return [kinds[u] for u in sorted(kinds)]
+
+
+VARIANTS = {
+    "slimipl": ((), ["sup", "pl", "pl"]),
+    "supervised_only": (("+variant=supervised_only",), ["sup", "sup", "sup"]),
+    "ema": (("+variant=ema",), ["sup", "pl", "pl"]),
+    "soft": (("+variant=soft",), ["sup", "pl", "pl"]),
+    "soft_ctc_mix": (("+variant=soft_ctc_mix",), ["sup", "pl", "pl"]),
+    "soft_blank": (("+variant=soft_blank",), ["sup", "pl", "pl"]),
+    "soft_temperature": (("+variant=soft_temperature",), ["sup", "pl", "pl"]),
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_config_trains_pseudo_labels_and_decodes(variant, tiny_corpus, tmp_path):
+    overrides, kinds = VARIANTS[variant]
+    proc = _train(tiny_corpus, tmp_path, *overrides)
+    assert _update_kinds(proc.stdout) == kinds
+    state = load_checkpoint(tmp_path / "checkpoint_last.pt")
+    cache = state["extra_state"]["train_iterator"]["slimipl_cache"]
+    if "pl" not in kinds:
+        assert "pl_blank_ratio" not in proc.stdout and cache["entries"] == []
+        return
+    # the first pseudo-labeled update labels its batch into the 1-entry cache
+    for key in ("pl_blank_ratio", "pl_entropy", "pl_token_rate", "pl_rate_ratio", "pl_cer", "pl_collapsed"):
+        assert re.search(rf"{key}=[\d.]+", proc.stdout), key
+    (entry,) = cache["entries"]
+    (part,) = entry["parts"]
+    soft = variant.startswith("soft")
+    assert len(part["ids"]) == len(part["tokens"]) and (len(part["log_probs"]) == len(part["ids"])) == soft
+    assert ("pl_soft_ce=" in proc.stdout) == soft
+    if variant == "ema":
+        assert "ema" in state["extra_state"]
+    if variant in ("slimipl", "soft"):
+        out = generate(tiny_corpus, tmp_path / "checkpoint_best.pt")
+        assert re.search(r"WER: [\d.]+", out.stdout)
+
+
+def test_pseudo_labels_align_with_audio_and_oracle(tiny_corpus, tmp_path):
+    """Cached soft labels have one row per encoder frame of their utterance; the greedy tokens
+    are the rows' best path; the oracle rate was measured against the corpus transcripts."""
+    proc = _train(tiny_corpus, tmp_path, "+variant=soft")
+    rows = [line.split("\t") for line in open(os.path.join(tiny_corpus, "labeled.tsv")).read().splitlines()[1:]]
+    tokens = sum(len(line.split()) for line in open(os.path.join(tiny_corpus, "labeled.ltr")))
+    reference = float(re.search(r"labeled data: ([\d.]+) tokens per second", proc.stdout).group(1))
+    assert reference == pytest.approx(tokens / (sum(int(r[1]) for r in rows) / 16000), abs=0.01)
+    state = load_checkpoint(tmp_path / "checkpoint_last.pt")
+    (part,) = state["extra_state"]["train_iterator"]["slimipl_cache"]["entries"][0]["parts"]
+    from fairseq.data.audio.raw_audio_dataset import FileAudioDataset
+
+    labeled = len(open(os.path.join(tiny_corpus, "labeled.tsv")).readlines()) - 1
+    unlabeled = FileAudioDataset(os.path.join(tiny_corpus, "unlabeled.tsv"), sample_rate=16000)
+    for i, lp, tokens in zip(part["ids"].tolist(), part["log_probs"], part["tokens"]):
+        samples = unlabeled.sizes[i - labeled]
+        frames = (((samples - 400) // 160 + 1) - 3) // 2 + 1  # 25 ms / 10 ms mel frames, then conv (3, stride 2)
+        assert lp.shape[0] == frames
+        path = lp.float().argmax(-1)
+        runs = [int(k) for t, k in enumerate(path.tolist()) if k != BLANK and (t == 0 or path[t - 1] != k)]
+        assert tokens.tolist() == [k for k in runs if k not in (1, 2)]
+
+
+def test_collapse_is_reported_and_stops_the_run_when_asked(tiny_corpus, tmp_path):
+    # min ratio 100: any model "collapses"; the run must say so and stop with stop_on_collapse
+    proc = _train(tiny_corpus, tmp_path / "stop", "task.collapse_window=1", "task.collapse_min_ratio=100",
+                  "task.stop_on_collapse=true", check=False)
+    assert proc.returncode != 0
+    assert "PSEUDO-LABEL COLLAPSE at update 1" in proc.stdout + proc.stderr
+    proc = _train(tiny_corpus, tmp_path / "warn", "task.collapse_window=1", "task.collapse_min_ratio=100")
+    assert "PSEUDO-LABEL COLLAPSE at update 1" in proc.stdout and "pl_collapsed=1" in proc.stdout
+    proc = _train(tiny_corpus, tmp_path / "never", "task.collapse_window=1", "task.collapse_min_ratio=0")
+    assert "COLLAPSE" not in proc.stdout and "pl_collapsed=0" in proc.stdout
+
+
+def _run(corpus, save_dir, max_update, *overrides):
+    return run_cli([
+        "fairseq-hydra-train", "--config-dir", SLIMIPL, "--config-name", "slimipl", f"task.data={corpus}",
+        f"checkpoint.save_dir={save_dir}", f"hydra.run.dir={save_dir}/hydra", f"optimization.max_update={max_update}",
+        "checkpoint.save_interval_updates=3", "dataset.validate_interval_updates=100", "common.log_interval=1",
+        "dataset.num_workers=0", "common.user_dir=sslasr_plugin", "task.warmup_updates=1", "task.unsup_updates=2",
+        "task.sup_updates=1", "task.cache_size=2", "task.cache_replace_prob=0.5", "dataset.max_tokens=100000",
+        "model.mask_prob=0", "model.mask_channel_prob=0", "model.dropout=0", "model.attention_dropout=0",
+        "model.final_dropout=0", "task.pl_dropout=null", "lr_scheduler.phase_ratio=null",  # LR not a function of
+        "++lr_scheduler.warmup_steps=2", "++lr_scheduler.hold_steps=100", "++lr_scheduler.decay_steps=100",  # max_update
+        *overrides,
+    ])
+
+
+def test_resume_continues_with_the_same_cache_and_schedule(tiny_corpus, tmp_path):
+    """3 updates, then resumed to 7, against 7 in one go: same update kinds, same cache (ids,
+    labels, reads) and same weights (no randomness left: masking and dropout off)."""
+    straight = _run(tiny_corpus, tmp_path / "straight", 7)
+    _run(tiny_corpus, tmp_path / "resumed", 3)
+    resumed = _run(tiny_corpus, tmp_path / "resumed", 7)
+    assert "pseudo-label cache restored: 2 of 2 batches" in resumed.stdout
+    assert _update_kinds(straight.stdout) == ["sup", "pl", "pl", "sup", "pl", "pl", "sup"]
+    assert _update_kinds(resumed.stdout) == ["sup", "pl", "pl", "sup"]  # updates 4..7
+    a = load_checkpoint(tmp_path / "straight" / "checkpoint_last.pt")
+    b = load_checkpoint(tmp_path / "resumed" / "checkpoint_last.pt")
+    ca, cb = (s["extra_state"]["train_iterator"]["slimipl_cache"] for s in (a, b))
+    assert ca["reads"] == cb["reads"] == 2
+    for ea, eb in zip(ca["entries"], cb["entries"]):
+        (pa,), (pb,) = ea["parts"], eb["parts"]
+        assert torch.equal(pa["ids"], pb["ids"])
+        assert [t.tolist() for t in pa["tokens"]] == [t.tolist() for t in pb["tokens"]]
+    for k, v in a["model"].items():
+        assert torch.allclose(v.float(), b["model"][k].float(), atol=1e-5), k
+
+
+def test_demo_script_runs_every_arm_and_plots(tiny_corpus, ctc_checkpoint, tmp_path):
+    env_args = ["env", f"DATA={tiny_corpus}", f"EXP={tmp_path}", f"INIT={ctc_checkpoint}", "UPDATES=3", "CACHE=1",
+                "ARMS=supervised_only hard soft"]
+    proc = run_cli([*env_args, "bash", "examples/slimipl/run_demo.sh"])
+    table = (tmp_path / "slimipl_results.md").read_text()
+    for arm in ("supervised_only", "hard", "soft"):
+        assert re.search(rf"\| {arm}/test \| [\d.]+ \|", table), table
+    png = tmp_path / "slimipl_curves.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "wrote" in proc.stdout
+    assert list((tmp_path / "slimipl_hard" / "tensorboard").rglob("events.out.tfevents.*"))
+    missing = run_cli(["env", f"INIT={tmp_path}/none.pt", "bash", "examples/slimipl/run_demo.sh"], check=False)
+    assert missing.returncode == 2 and "run 'bash run.sh demo' first" in missing.stderr
