@@ -2,6 +2,8 @@
 import math
 import os
 import re
+import signal
+import subprocess
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,7 +12,7 @@ import torch
 import torch.multiprocessing as mp
 from fairseq.data import Dictionary
 
-from conftest import generate, hydra_train, run_cli
+from conftest import BIN, REPO, generate, hydra_train, run_cli
 from sslasr_plugin.checkpoint import load_checkpoint
 from sslasr_plugin.criterions.pl_ctc import PlCtcConfig, PlCtcCriterion
 from sslasr_plugin.data.pl_cache import PseudoLabelCache
@@ -336,7 +338,7 @@ def test_config_trains_pseudo_labels_and_decodes(variant, tiny_corpus, tmp_path)
     proc = _train(tiny_corpus, tmp_path, *overrides)
     assert _update_kinds(proc.stdout) == kinds
     state = load_checkpoint(tmp_path / "checkpoint_last.pt")
-    cache = state["extra_state"]["train_iterator"]["slimipl_cache"]
+    cache = state["extra_state"]["SlimIplTask"]["slimipl_cache"]
     if "pl" not in kinds:
         assert "pl_blank_ratio" not in proc.stdout and cache["entries"] == []
         return
@@ -364,7 +366,7 @@ def test_pseudo_labels_align_with_audio_and_oracle(tiny_corpus, tmp_path):
     reference = float(re.search(r"labeled data: ([\d.]+) tokens per second", proc.stdout).group(1))
     assert reference == pytest.approx(tokens / (sum(int(r[1]) for r in rows) / 16000), abs=0.01)
     state = load_checkpoint(tmp_path / "checkpoint_last.pt")
-    (part,) = state["extra_state"]["train_iterator"]["slimipl_cache"]["entries"][0]["parts"]
+    (part,) = state["extra_state"]["SlimIplTask"]["slimipl_cache"]["entries"][0]["parts"]
     from fairseq.data.audio.raw_audio_dataset import FileAudioDataset
 
     labeled = len(open(os.path.join(tiny_corpus, "labeled.tsv")).readlines()) - 1
@@ -390,8 +392,8 @@ def test_collapse_is_reported_and_stops_the_run_when_asked(tiny_corpus, tmp_path
     assert "COLLAPSE" not in proc.stdout and "pl_collapsed=0" in proc.stdout
 
 
-def _run(corpus, save_dir, max_update, *overrides):
-    return run_cli([
+def _run_args(corpus, save_dir, max_update, *overrides):
+    return [
         "fairseq-hydra-train", "--config-dir", SLIMIPL, "--config-name", "slimipl", f"task.data={corpus}",
         f"checkpoint.save_dir={save_dir}", f"hydra.run.dir={save_dir}/hydra", f"optimization.max_update={max_update}",
         "checkpoint.save_interval_updates=3", "dataset.validate_interval_updates=100", "common.log_interval=1",
@@ -401,22 +403,15 @@ def _run(corpus, save_dir, max_update, *overrides):
         "model.final_dropout=0", "task.pl_dropout=null", "lr_scheduler.phase_ratio=null",  # LR not a function of
         "++lr_scheduler.warmup_steps=2", "++lr_scheduler.hold_steps=100", "++lr_scheduler.decay_steps=100",  # max_update
         *overrides,
-    ])
+    ]
 
 
-def test_resume_continues_with_the_same_cache_and_schedule(tiny_corpus, tmp_path):
-    """3 updates, then resumed to 7, against 7 in one go: same update kinds, same cache (ids,
-    labels, reads) and same weights (no randomness left: masking and dropout off)."""
-    straight = _run(tiny_corpus, tmp_path / "straight", 7)
-    _run(tiny_corpus, tmp_path / "resumed", 3)
-    resumed = _run(tiny_corpus, tmp_path / "resumed", 7)
-    assert "pseudo-label cache restored: 2 of 2 batches" in resumed.stdout
-    assert _update_kinds(straight.stdout) == ["sup", "pl", "pl", "sup", "pl", "pl", "sup"]
-    assert _update_kinds(resumed.stdout) == ["sup", "pl", "pl", "sup"]  # updates 4..7
-    a = load_checkpoint(tmp_path / "straight" / "checkpoint_last.pt")
-    b = load_checkpoint(tmp_path / "resumed" / "checkpoint_last.pt")
-    ca, cb = (s["extra_state"]["train_iterator"]["slimipl_cache"] for s in (a, b))
-    assert ca["reads"] == cb["reads"] == 2
+def _assert_same_training_state(a_path, b_path):
+    """Same cache (ids, labels, reads) and same weights."""
+    a, b = load_checkpoint(a_path), load_checkpoint(b_path)
+    assert a["optimizer_history"][-1]["num_updates"] == b["optimizer_history"][-1]["num_updates"]
+    ca, cb = (s["extra_state"]["SlimIplTask"]["slimipl_cache"] for s in (a, b))
+    assert ca["reads"] == cb["reads"] and len(ca["entries"]) == len(cb["entries"]) == 2
     for ea, eb in zip(ca["entries"], cb["entries"]):
         (pa,), (pb,) = ea["parts"], eb["parts"]
         assert torch.equal(pa["ids"], pb["ids"])
@@ -424,6 +419,38 @@ def test_resume_continues_with_the_same_cache_and_schedule(tiny_corpus, tmp_path
     for k, v in a["model"].items():
         assert torch.allclose(v.float(), b["model"][k].float(), atol=1e-5), k
 
+
+def test_resume_continues_with_the_same_cache_and_schedule(tiny_corpus, tmp_path):
+    """3 updates, then resumed to 7, against 7 in one go: same update kinds, same cache (ids,
+    labels, reads) and same weights (no randomness left: masking and dropout off)."""
+    straight = run_cli(_run_args(tiny_corpus, tmp_path / "straight", 7))
+    run_cli(_run_args(tiny_corpus, tmp_path / "resumed", 3))
+    resumed = run_cli(_run_args(tiny_corpus, tmp_path / "resumed", 7))
+    assert "pseudo-label cache restored: 2 of 2 batches, 0 reads" in resumed.stdout
+    assert _update_kinds(straight.stdout) == ["sup", "pl", "pl", "sup", "pl", "pl", "sup"]
+    assert _update_kinds(resumed.stdout) == ["sup", "pl", "pl", "sup"]  # updates 4..7
+    assert load_checkpoint(tmp_path / "straight" / "checkpoint_last.pt")[
+        "extra_state"]["SlimIplTask"]["slimipl_cache"]["reads"] == 2
+    _assert_same_training_state(tmp_path / "straight" / "checkpoint_last.pt",
+                                tmp_path / "resumed" / "checkpoint_last.pt")
+
+
+def test_run_killed_with_sigkill_resumes_to_the_uninterrupted_state(tiny_corpus, tmp_path):
+    run_cli(_run_args(tiny_corpus, tmp_path / "straight", 7))
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([str(a) for a in _run_args(tiny_corpus, tmp_path / "killed", 7)], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:  # checkpoint at update 3; killed after update 5
+        if re.search(r"num_updates=5,", line):
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert load_checkpoint(tmp_path / "killed" / "checkpoint_last.pt")["optimizer_history"][-1]["num_updates"] in (3, 6)
+    resumed = run_cli(_run_args(tiny_corpus, tmp_path / "killed", 7))
+    assert "pseudo-label cache restored" in resumed.stdout
+    _assert_same_training_state(tmp_path / "straight" / "checkpoint_last.pt",
+                                tmp_path / "killed" / "checkpoint_last.pt")
 
 def test_demo_script_runs_every_arm_and_plots(tiny_corpus, ctc_checkpoint, tmp_path):
     env_args = ["env", f"DATA={tiny_corpus}", f"EXP={tmp_path}", f"INIT={ctc_checkpoint}", "UPDATES=3", "CACHE=1",

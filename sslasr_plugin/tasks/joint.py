@@ -123,14 +123,11 @@ class JointTask(AudioCtcTask):
             freq = update_freq[min(ep, len(update_freq)) - 1]
             return epoch_batches(self.schedule, batches, ep, seed, num_shards * freq)
 
-        return self.epoch_iterator(
+        return iterators.EpochBatchIterator(
             dataset=dataset, collate_fn=dataset.collater, batch_sampler=alternating, seed=seed,
             num_shards=num_shards, shard_id=shard_id, num_workers=num_workers, epoch=epoch,
             buffer_size=data_buffer_size, disable_shuffling=True,
         )
-
-    def epoch_iterator(self, **kwargs) -> iterators.EpochBatchIterator:
-        return iterators.EpochBatchIterator(**kwargs)
 
     def track_mode(self, sample, update_num: int, ignore_grad: bool) -> None:
         """Records the kind of the update being accumulated; refuses an update mixing kinds."""

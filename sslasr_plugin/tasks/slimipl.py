@@ -19,9 +19,9 @@ forward pass without gradient, no more.  With ``ema.store_ema=true`` the EMA mod
 Every labeled batch's statistics are logged (``pl_blank_ratio``, ``pl_entropy``,
 ``pl_token_rate``, ``pl_rate_ratio``, and ``pl_cer`` against ``oracle_labels`` transcripts
 when given) and watched by a collapse detector (``decoding.online_labels``), which warns in
-the log, or stops the run with ``stop_on_collapse``.  The cache is saved with the training
-iterator's state in every checkpoint, so a resumed run continues with the same cache,
-sampler position and decisions.
+the log, or stops the run with ``stop_on_collapse``.  The cache is saved in every checkpoint
+(fairseq's task checkpoint hooks, beside the training iterator's position), so a resumed run
+continues with the same cache, sampler position and decisions.
 
     fairseq-hydra-train --config-dir examples/slimipl --config-name slimipl \\
         common.user_dir=sslasr_plugin task.data=$PWD/data/demo checkpoint.save_dir=$PWD/exp/slimipl
@@ -34,7 +34,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 from fairseq import utils
-from fairseq.data import data_utils, iterators
+from fairseq.data import data_utils
 from fairseq.data.audio.raw_audio_dataset import FileAudioDataset
 from fairseq.dataclass import ChoiceEnum
 from fairseq.distributed import utils as distributed_utils
@@ -283,13 +283,16 @@ class SlimIplTask(JointTask):
 
     # checkpoints and logs --------------------------------------------------------------------
 
-    def epoch_iterator(self, **kwargs) -> iterators.EpochBatchIterator:
-        return _CacheCarryingIterator(self, **kwargs)
+    def get_checkpoint_dict(self) -> Dict[str, Any]:
+        """fairseq's hook for task state in checkpoints (saved in ``extra_state`` beside the
+        training iterator's position, restored with it on resume)."""
+        cache = dict(self.cache.state_dict(), world_size=_rank_and_world()[1], unlabeled_utterances=self._unsup_count)
+        return {self.__class__.__name__: {"slimipl_cache": cache}}
 
-    def cache_state(self) -> Dict[str, Any]:
-        return dict(self.cache.state_dict(), world_size=_rank_and_world()[1], unlabeled_utterances=self._unsup_count)
-
-    def load_cache_state(self, cache: Dict[str, Any]) -> None:
+    def set_checkpoint_dict(self, state: Dict[str, Any]) -> None:
+        cache = state.get("slimipl_cache")
+        if cache is None:
+            return
         _, world = _rank_and_world()
         if cache["world_size"] != world:
             logger.warning(f"the checkpoint's pseudo-label cache was built by {cache['world_size']} ranks, this run "
@@ -320,22 +323,3 @@ class SlimIplTask(JointTask):
             metrics.log_scalar("pl_cer", 100 * total.oracle_errors / total.oracle_tokens, total.oracle_tokens, round=2)
         metrics.log_scalar("pl_collapsed", max(log.get(_STAT + "collapsed", 0) for log in logging_outputs), round=0)
 
-
-class _CacheCarryingIterator(iterators.EpochBatchIterator):
-    """fairseq saves the training iterator's state in every checkpoint and restores it on resume
-    (it restores no task state when training), so the cache travels with the sampler position:
-    one checkpoint holds both, consistent with each other."""
-
-    def __init__(self, task: SlimIplTask, **kwargs):
-        super().__init__(**kwargs)
-        self._task = task
-
-    def state_dict(self):
-        return dict(super().state_dict(), slimipl_cache=self._task.cache_state())
-
-    def load_state_dict(self, state_dict):
-        state = dict(state_dict)
-        cache = state.pop("slimipl_cache", None)
-        if cache is not None:
-            self._task.load_cache_state(cache)
-        super().load_state_dict(state)
