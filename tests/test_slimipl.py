@@ -161,6 +161,9 @@ def test_collapse_detector_fires_on_collapsed_and_not_on_healthy_distribution():
     assert "recovered at update 14" in detector.update(healthy, 14)
     all_blank = CollapseDetector(10.0, 0.5, window=1)
     assert "blank argmax on 100.0% of frames" in all_blank.update(collapsed, 0)
+    # hysteresis: 0.55x the reference does not end a collapse, 0.65x (> 1.2 x 0.5) does
+    assert all_blank.update(LabelStats(tokens=55, seconds=10.0), 1) is None and all_blank.collapsed
+    assert "recovered at update 2" in all_blank.update(LabelStats(tokens=65, seconds=10.0), 2)
     fresh = CollapseDetector(10.0, 0.5, window=2)
     assert fresh.update(one_token, 0) is None and "COLLAPSE" in fresh.update(one_token, 1)
 

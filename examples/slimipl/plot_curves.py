@@ -45,17 +45,17 @@ def main():
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(PANELS), figsize=(5 * len(PANELS), 4))
-    for run in args.runs:
+    for i, run in enumerate(args.runs):
         name, path = run.split("=", 1)
         curves = read_log(path)
         for ax, (kind, key, title) in zip(axes, PANELS):
             points = curves[kind].get(key)
             if points:
-                ax.plot(*zip(*points), label=name, marker="." if kind == "valid" else None)
+                ax.plot(*zip(*points), label=name, color=f"C{i}", marker="." if kind == "valid" else None)
             ax.set_title(title)
             ax.set_xlabel("update")
-    axes[0].legend()
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", ncol=len(args.runs))
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     fig.savefig(args.out, dpi=100)
     print(f"wrote {args.out}")
 

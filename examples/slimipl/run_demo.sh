@@ -6,8 +6,9 @@
 # cache of CACHE batches.  Each arm is decoded on test and test_ood (greedy CTC); then one
 # WER/CER table and a plot of the pseudo-label curves.  Finished arms are not retrained.
 #
-#   PATH=$PWD/.venv/bin:$PATH UPDATES=400 bash examples/slimipl/run_demo.sh
+#   PATH=$PWD/.venv/bin:$PATH UPDATES=400 bash examples/slimipl/run_demo.sh [hydra overrides...]
 #   ARMS="hard soft" ...     only some arms
+#   TAG=name ...             output under exp/slimipl_<arm>_<name>, for runs with other overrides
 set -euo pipefail
 DATA=$(realpath -m "${DATA:-data/demo}")
 EXP=$(realpath -m "${EXP:-exp}")
@@ -26,17 +27,17 @@ for arm in $ARMS; do
         supervised_only|ema|soft|soft_ctc_mix|soft_blank|soft_temperature) overrides=("+variant=$arm") ;;
         *) echo "unknown arm $arm" >&2; exit 2 ;;
     esac
-    out="$EXP/slimipl_$arm"
+    out="$EXP/slimipl_$arm${TAG:+_$TAG}"
     if [ ! -f "$out/checkpoint_last.pt" ] || ! grep -q "done training" "$out/hydra/hydra_train.log" 2>/dev/null; then
         fairseq-hydra-train --config-dir examples/slimipl --config-name slimipl common.user_dir=sslasr_plugin \
             task.data="$DATA" checkpoint.save_dir="$out" hydra.run.dir="$out/hydra" \
             checkpoint.finetune_from_model="$INIT" task.warmup_updates=0 task.cache_size="$CACHE" \
             optimization.max_update="$UPDATES" optimization.lr=[0.0003] common.log_interval=20 \
             dataset.validate_interval_updates=100 checkpoint.save_interval_updates=100 \
-            common.tensorboard_logdir="$out/tensorboard" "${overrides[@]}"
+            common.tensorboard_logdir="$out/tensorboard" "${overrides[@]}" "$@"
     fi
     decode "$out/checkpoint_best.pt" "$out" "$arm"
     logs+=("$arm=$out/hydra/hydra_train.log")
 done
-python -m sslasr_plugin.decoding.report "${reports[@]}" | tee "$EXP/slimipl_results.md"
-python examples/slimipl/plot_curves.py --out "$EXP/slimipl_curves.png" "${logs[@]}"
+python -m sslasr_plugin.decoding.report "${reports[@]}" | tee "$EXP/slimipl${TAG:+_$TAG}_results.md"
+python examples/slimipl/plot_curves.py --out "$EXP/slimipl${TAG:+_$TAG}_curves.png" "${logs[@]}"

@@ -9,7 +9,7 @@ unlabeled audio's true transcripts are known (the synthetic corpus keeps them as
 pseudo-labels' token error rate against them.
 
 ``CollapseDetector`` fires when the token rate of recent pseudo-labels falls below a fraction
-of the labeled data's token rate: a model collapsed to blank (or to one token per frame)
+of the labeled data's token rate (and reports recovery above 1.2 times that fraction): a model collapsed to blank (or to one token per frame)
 emits almost no tokens, while a healthy one emits about as many as people speak.  The rule
 needs no transcripts of the unlabeled audio and does not depend on the model's frame rate.
 """
@@ -121,7 +121,8 @@ class CollapseDetector:
         if len(self.recent) < self.recent.maxlen and not self.collapsed:
             return None  # too few batches to judge
         was = self.collapsed
-        self.collapsed = ratio < self.min_ratio
+        # hysteresis: recovery needs 1.2x the threshold, so a rate hovering at it does not flap
+        self.collapsed = ratio < self.min_ratio * (1.2 if was else 1.0)
         if self.collapsed == was:
             return None
         where = (f"update {update_num}: the last {len(self.recent)} pseudo-labeled batches have "
@@ -129,7 +130,8 @@ class CollapseDetector:
                  f"{self.reference_rate:.2f} (blank argmax on {total.blank_frames / max(total.frames, 1):.1%} of "
                  f"frames, entropy {total.entropy / max(total.frames, 1):.3f} nats/frame)")
         if self.collapsed:
-            return (f"PSEUDO-LABEL COLLAPSE at {where}. The model is emitting (almost) only blank or one token "
-                    f"per run: soft labels need a regulariser (criterion.soft_ctc_weight, soft_blank_weight, "
-                    f"soft_temperature) or hard labels; see docs/RESULTS.md")
+            return (f"PSEUDO-LABEL COLLAPSE at {where}. The model labels less and less speech and trains on its "
+                    f"own blanks: lower task.unsup_updates or the LR, use a larger cache (task.cache_size, "
+                    f"cache_replace_prob) or an EMA teacher (ema.store_ema=true); soft labels: "
+                    f"criterion.soft_blank_weight / soft_temperature; see docs/RESULTS.md")
         return f"pseudo-labels recovered at {where}"
