@@ -6,7 +6,6 @@ import signal
 import subprocess
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
