@@ -27,7 +27,7 @@ from fairseq.criterions import register_criterion
 from fairseq.criterions.ctc import CtcCriterion, CtcCriterionConfig
 
 from ..data.alternating_batches import SUP
-from ..decoding.online_labels import emissions
+from ..decoding.ctc import emissions
 
 PL = "pl"
 

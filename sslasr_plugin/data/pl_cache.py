@@ -59,8 +59,7 @@ class PseudoLabelCache:
         return self.entries[slot]
 
     def state_dict(self) -> Dict[str, Any]:
-        return {"size": self.size, "replace_prob": self.replace_prob, "seed": self.seed, "reads": self.reads,
-                "entries": list(self.entries)}
+        return {"reads": self.reads, "entries": list(self.entries)}  # size, p and seed come from the config
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         entries = list(state["entries"])

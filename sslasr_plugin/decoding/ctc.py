@@ -3,7 +3,7 @@
 Greedy (best path) decoding lives in ``greedy_decode``; a beam or LM decoder plugs in as
 another function with the same signature, chosen in ``CtcGenerator``.
 """
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 
@@ -29,6 +29,16 @@ def greedy_decode(lprobs: torch.Tensor, lengths: torch.Tensor, blank: int) -> Li
     return hypos
 
 
+def emissions(model, net_input) -> (torch.Tensor, torch.Tensor):
+    """One CTC model's log-probs (B, T, V) in fp32 and the valid frames of each row."""
+    net_output = model(**net_input)
+    lprobs = model.get_normalized_probs(net_output, log_probs=True).transpose(0, 1).float()
+    pad = net_output.get("padding_mask")
+    lengths = ((~pad).sum(-1) if pad is not None
+               else torch.full((lprobs.size(0),), lprobs.size(1), device=lprobs.device))
+    return lprobs, lengths
+
+
 class CtcGenerator:
     """What ``task.build_generator`` returns for CTC models: fairseq-generate's hypothesis dicts."""
 
@@ -39,20 +49,10 @@ class CtcGenerator:
         self.symbols_to_strip_from_output = {tgt_dict.bos(), tgt_dict.eos(), tgt_dict.pad()}
 
     @torch.no_grad()
-    def emissions(self, models, net_input) -> (torch.Tensor, Optional[torch.Tensor]):
+    def emissions(self, models, net_input) -> (torch.Tensor, torch.Tensor):
         """Log-probs (B, T, V) averaged over the ensemble, and the valid frames of each row."""
-        total, lengths = None, None
-        for model in models:
-            net_output = model(**net_input)
-            lprobs = model.get_normalized_probs(net_output, log_probs=True).transpose(0, 1)
-            total = lprobs if total is None else total + lprobs
-            if lengths is None:
-                pad = net_output.get("padding_mask")
-                lengths = (
-                    (~pad).sum(-1) if pad is not None
-                    else torch.full((lprobs.size(0),), lprobs.size(1), device=lprobs.device)
-                )
-        return total / len(models), lengths
+        outputs = [emissions(model, net_input) for model in models]
+        return sum(lp for lp, _ in outputs) / len(models), outputs[0][1]
 
     @torch.no_grad()
     def generate(self, models, sample, **unused):

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence
 import editdistance
 import torch
 
-from .ctc import greedy_decode
+from .ctc import emissions, greedy_decode
 
 
 @dataclass
@@ -51,16 +51,6 @@ class OnlineLabels:
     tokens: List[torch.Tensor]  # per utterance, int16 on the CPU
     log_probs: Optional[List[torch.Tensor]]  # per utterance (frames, vocab), fp16 on the CPU; soft labels only
     stats: LabelStats
-
-
-def emissions(model, net_input) -> (torch.Tensor, torch.Tensor):
-    """Log-probs (B, T, V) in fp32 and the valid frames of each row."""
-    net_output = model(**net_input)
-    lprobs = model.get_normalized_probs(net_output, log_probs=True).transpose(0, 1).float()
-    pad = net_output.get("padding_mask")
-    lengths = ((~pad).sum(-1) if pad is not None
-               else torch.full((lprobs.size(0),), lprobs.size(1), device=lprobs.device))
-    return lprobs, lengths
 
 
 def label_stats(lprobs: torch.Tensor, lengths: torch.Tensor, tokens: Sequence[torch.Tensor], blank: int,

@@ -33,7 +33,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
-from fairseq import utils
+from fairseq import metrics, utils
 from fairseq.data import data_utils
 from fairseq.data.audio.raw_audio_dataset import FileAudioDataset
 from fairseq.dataclass import ChoiceEnum
@@ -41,6 +41,7 @@ from fairseq.distributed import utils as distributed_utils
 from fairseq.modules import FairseqDropout
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II
+from torch.nn.utils.rnn import pad_sequence
 
 from ..criterions.pl_ctc import PL
 from ..data.alternating_batches import SUP, UNSUP, Schedule
@@ -222,8 +223,9 @@ class SlimIplTask(JointTask):
                                  oracle=oracle)
             part = {"ids": ids, "tokens": labels.tokens, "log_probs": labels.log_probs or [],
                     "stats": labels.stats.as_dict()}
-            fresh = {"parts": self._gather(part)}
-            total = sum((LabelStats(**p["stats"]) for p in fresh["parts"]), LabelStats())
+            parts = self._gather(part)
+            total = sum((LabelStats(**p.pop("stats")) for p in parts), LabelStats())
+            fresh = {"parts": parts}
             message = self.detector.update(total, update_num)
             if message:
                 logger.warning(message)
@@ -273,12 +275,8 @@ class SlimIplTask(JointTask):
         batch["target_lengths"] = torch.tensor([len(t) for t in tokens], device=device)
         batch["ntokens"] = int(batch["target_lengths"].sum())
         if part["log_probs"]:
-            frames = [len(lp) for lp in part["log_probs"]]
-            soft = part["log_probs"][0].new_zeros(len(frames), max(frames), part["log_probs"][0].size(-1))
-            for b, lp in enumerate(part["log_probs"]):
-                soft[b, : len(lp)] = lp
-            batch["pl_log_probs"] = soft.to(device)
-            batch["pl_frames"] = torch.tensor(frames, device=device)
+            batch["pl_log_probs"] = pad_sequence(part["log_probs"], batch_first=True).to(device)
+            batch["pl_frames"] = torch.tensor([len(lp) for lp in part["log_probs"]], device=device)
         return batch
 
     # checkpoints and logs --------------------------------------------------------------------
@@ -307,8 +305,6 @@ class SlimIplTask(JointTask):
 
     def reduce_metrics(self, logging_outputs, criterion):
         super().reduce_metrics(logging_outputs, criterion)
-        from fairseq import metrics
-
         total = sum((LabelStats(**{k[len(_STAT):]: log[k] for k in log if k.startswith(_STAT) and k != _STAT + "collapsed"})
                      for log in logging_outputs if _STAT + "frames" in log), LabelStats())
         if not total.frames:
