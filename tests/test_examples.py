@@ -23,6 +23,13 @@ RUN_BY = {
     "slimipl/slimipl": "test_slimipl.py::test_config_trains_pseudo_labels_and_decodes",
     **{f"slimipl/variant/{v}": "test_slimipl.py::test_config_trains_pseudo_labels_and_decodes"
        for v in ("supervised_only", "ema", "soft", "soft_ctc_mix", "soft_blank", "soft_temperature")},
+    **{f"ssl/{c}": "test_ssl.py::test_wav2vec1_family_pretrains_finetunes_frozen_and_decodes"
+       for c in ("cpc", "wav2vec", "vq_wav2vec_gumbel", "vq_wav2vec_kmeans", "finetune_wav2vec1")},
+    "ssl/hubert_iter1": "test_ssl.py::test_hubert_iteration_1_then_2_then_finetune_and_decode",
+    "ssl/hubert_iter2": "test_ssl.py::test_hubert_iteration_1_then_2_then_finetune_and_decode",
+    **{f"ssl/gpu/{c}": "test_ssl.py::test_gpu_size_variant_builds_at_paper_size"
+       for c in ("cpc", "wav2vec", "vq_wav2vec_gumbel", "vq_wav2vec_kmeans", "hubert_iter1", "hubert_iter2")},
+    "wav2vec2/gpu/pretrain_fbank": "test_ssl.py::test_gpu_size_variant_builds_at_paper_size",
 }
 
 

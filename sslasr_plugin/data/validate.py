@@ -90,6 +90,30 @@ def check_labels(tsv_path: str, label_path: str, num_rows: int, dictionary=None,
                             f"({shown}); add them to the dict file or normalize the transcripts")
 
 
+FRAME_LABEL_TOLERANCE = 3  # frames: front ends lose 1-3 frames to their windows at the edges
+
+
+def check_frame_labels(tsv_path: str, label_path: str, rows: List[Tuple[int, str, int]], label_rate: float,
+                       sample_rate: int, tolerance: int = FRAME_LABEL_TOLERANCE) -> None:
+    """One label per frame: each line's count must fit its audio at ``label_rate`` labels/s.
+
+    A mismatch is an error, not a per-utterance warning (fairseq's HuBERT data only warns and
+    then trains on labels shifted against the frames, e.g. 50 Hz model-feature labels read
+    at MFCC's 100 Hz)."""
+    with open(label_path, encoding="utf-8") as f:
+        for lineno, (line, (_, rel, samples)) in enumerate(zip(f, rows), start=1):
+            count = len(line.split())
+            expected = samples * label_rate / sample_rate
+            if abs(count - expected) > tolerance:
+                seconds = samples / sample_rate
+                raise DataError(
+                    f"{label_path} line {lineno}: {count} labels for {rel} ({seconds:.2f} s, line {lineno + 1} of "
+                    f"{os.path.basename(tsv_path)}), i.e. {count / seconds:.1f} labels/s, but task.label_rate="
+                    f"{label_rate:g} expects {expected:.0f} (+-{tolerance}). Set task.label_rate to the labels' rate "
+                    "(data_prep.hubert_labels records it in labels.json: 100 for MFCC, 50 for features of "
+                    "a 20 ms model), or dump the labels again for this manifest")
+
+
 def validate_split(data_dir: str, split: str, labels: Optional[str], dictionary=None,
                    sample_rate: Optional[int] = 16000) -> int:
     """Validate ``split`` of a fairseq audio data directory; return its number of utterances.

@@ -17,7 +17,10 @@ from fairseq.models.hubert.hubert_asr import HubertEncoder
 from fairseq.models.wav2vec.wav2vec2_asr import Wav2Vec2CtcConfig, Wav2VecCtc, Wav2VecEncoder
 from omegaconf import OmegaConf
 
+from ..checkpoint import load_checkpoint
 from .wav2vec2 import SslAsrWav2Vec2Config
+
+HUBERT_MODELS = ("hubert", "sslasr_hubert")
 
 # Fine-tuning options that also exist in the encoder config: the fine-tuning value wins, as
 # fairseq's arg_overrides do for a pre-trained checkpoint.
@@ -42,9 +45,13 @@ class SslAsrCtcConfig(Wav2Vec2CtcConfig):
     )
 
 
-def scratch_w2v_args(cfg: SslAsrCtcConfig):
-    """The w2v_args (pre-training task + model config) of a randomly initialized encoder."""
+def scratch_w2v_args(cfg: SslAsrCtcConfig, frontend_state: Optional[dict] = None):
+    """The w2v_args (pre-training task + model config) of a randomly initialized encoder
+    (with frontend=wav2vec: its front end's config taken from ``frontend_state``)."""
     model = OmegaConf.merge(OmegaConf.structured(SslAsrWav2Vec2Config), cfg.encoder)
+    if frontend_state is not None:
+        # Resolved: the wav2vec config refers to the pre-training criterion (infonce).
+        model.frontend_args = OmegaConf.to_container(OmegaConf.create(frontend_state["cfg"]), resolve=True)["model"]
     for name in _SHARED_OPTIONS:
         model[name] = cfg[name]
     model.encoder_layerdrop = cfg.layerdrop
@@ -55,9 +62,31 @@ def scratch_w2v_args(cfg: SslAsrCtcConfig):
 
 class SslAsrEncoder(Wav2VecEncoder):
     def __init__(self, cfg: SslAsrCtcConfig, output_size: Optional[int] = None):
-        if cfg.w2v_path is None and cfg.w2v_args is None:
-            cfg.w2v_args = scratch_w2v_args(cfg)
+        frontend_state = None
+        if cfg.w2v_path is None and cfg.w2v_args is None:  # a new model (not a reload)
+            if cfg.encoder.frontend == "wav2vec":
+                frontend_state = load_wav2vec_frontend_checkpoint(cfg.encoder.frontend_checkpoint)
+            cfg.w2v_args = scratch_w2v_args(cfg, frontend_state)
         super().__init__(cfg, output_size)
+        if frontend_state is not None:
+            # The wav2vec model's pre-training heads are not part of the front end.
+            weights = {k: v for k, v in frontend_state["model"].items()
+                       if not k.startswith(("wav2vec_predictions.", "project_features."))}
+            self.w2v_model.feature_extractor.wav2vec.load_state_dict(weights, strict=True)
+
+
+def load_wav2vec_frontend_checkpoint(path: Optional[str]) -> dict:
+    """A fairseq ``wav2vec`` pre-training checkpoint (safe loader), checked to be one."""
+    if not path:
+        raise ValueError("model.encoder.frontend=wav2vec needs model.encoder.frontend_checkpoint: a checkpoint "
+                         "of examples/ssl/{cpc,wav2vec,vq_wav2vec_gumbel,vq_wav2vec_kmeans}.yaml")
+    state = load_checkpoint(path)
+    name = _model_name(state)
+    if name != "wav2vec" or state.get("cfg") is None:
+        raise ValueError(f"{path} is a {name!r} checkpoint; model.encoder.frontend=wav2vec takes fairseq "
+                         "`wav2vec` models (wav2vec, CPC, vq-wav2vec). For wav2vec 2.0 or HuBERT checkpoints "
+                         "set model.w2v_path instead")
+    return state
 
 
 def _peek_checkpoint(path: str) -> dict:
@@ -79,10 +108,10 @@ class SslAsrCtc(Wav2VecCtc):
     @classmethod
     def build_model(cls, cfg: SslAsrCtcConfig, task):
         if cfg.w2v_args is not None:  # reloading a fine-tuned model
-            hubert = cfg.w2v_args.model._name == "hubert"
+            hubert = cfg.w2v_args.model._name in HUBERT_MODELS
         elif cfg.w2v_path is not None:  # starting from a pre-trained checkpoint
             state = _peek_checkpoint(cfg.w2v_path)
-            hubert = _model_name(state) == "hubert"
+            hubert = _model_name(state) in HUBERT_MODELS
             if hubert:
                 # HuBERT is built with its label dictionaries: keep them in the task state, so that
                 # fine-tuned checkpoints reload (decoding, resuming) without the pre-training labels.

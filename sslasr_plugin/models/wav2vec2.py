@@ -1,14 +1,17 @@
 """wav2vec 2.0 with a choice of front end: fairseq's waveform convolutions or log-mel + convs."""
 from dataclasses import dataclass, field
+from typing import Any, Optional
 
 import torch
 from fairseq.dataclass import ChoiceEnum
 from fairseq.models import register_model
+from fairseq.models.wav2vec.wav2vec import Wav2VecConfig, Wav2VecModel
 from fairseq.models.wav2vec.wav2vec2 import Wav2Vec2Config, Wav2Vec2Model
+from omegaconf import OmegaConf
 
-from .frontend import LogMelFrontend
+from .frontend import WAV2VEC_OUTPUTS, LogMelFrontend, Wav2VecFrontend, wav2vec_output_dim
 
-FRONTEND_CHOICES = ChoiceEnum(["waveform", "fbank"])
+FRONTEND_CHOICES = ChoiceEnum(["waveform", "fbank", "wav2vec"])
 
 
 @dataclass
@@ -21,6 +24,26 @@ class SslAsrWav2Vec2Config(Wav2Vec2Config):
         },
     )
     fbank_mels: int = field(default=80, metadata={"help": "mel bins of the fbank front end"})
+    frontend_checkpoint: Optional[str] = field(
+        default=None,
+        metadata={"help": "frontend=wav2vec: the pre-trained fairseq `wav2vec` checkpoint (wav2vec, CPC-style, "
+                  "vq-wav2vec) whose weights initialize the front end"},
+    )
+    frontend_output: ChoiceEnum(list(WAV2VEC_OUTPUTS)) = field(
+        default="context",
+        metadata={"help": "frontend=wav2vec: what the front end passes on: the aggregator's context vectors, the "
+                  "conv features, or vq-wav2vec's quantized features"},
+    )
+    frontend_freeze: bool = field(
+        default=True,
+        metadata={"help": "frontend=wav2vec: keep the pre-trained wav2vec model fixed (wav2vec's paper trains its "
+                  "acoustic model on frozen features); the convs after it always learn"},
+    )
+    frontend_args: Optional[Any] = field(
+        default=None,
+        metadata={"help": "frontend=wav2vec: the wav2vec model's config, copied from frontend_checkpoint when "
+                  "training starts (so that fine-tuned checkpoints rebuild without it)"},
+    )
     keep_pretraining_modules: bool = field(
         default=False,
         metadata={"help": "keep the contrastive-loss modules (projections, quantizer, mask embedding) when "
@@ -43,6 +66,17 @@ def check_channel_masking(cfg: Wav2Vec2Config) -> None:
         )
 
 
+def build_wav2vec_frontend(cfg: SslAsrWav2Vec2Config) -> Wav2VecFrontend:
+    if cfg.frontend_args is None:
+        raise ValueError("frontend=wav2vec needs the wav2vec model's config in frontend_args; set "
+                         "model.encoder.frontend_checkpoint (sslasr_ctc copies it from there)")
+    wav2vec_cfg = OmegaConf.merge(OmegaConf.structured(Wav2VecConfig), cfg.frontend_args)
+    model = Wav2VecModel(wav2vec_cfg)
+    return Wav2VecFrontend(model, eval(cfg.conv_feature_layers), cfg.frontend_output,
+                           eval(wav2vec_cfg.conv_feature_layers), wav2vec_output_dim(wav2vec_cfg, cfg.frontend_output),
+                           freeze=cfg.frontend_freeze)
+
+
 @register_model("sslasr_wav2vec2", dataclass=SslAsrWav2Vec2Config)
 class SslAsrWav2Vec2Model(Wav2Vec2Model):
     """fairseq's Wav2Vec2Model; with frontend=fbank its feature extractor is LogMelFrontend."""
@@ -52,12 +86,14 @@ class SslAsrWav2Vec2Model(Wav2Vec2Model):
         super().__init__(cfg)
         if cfg.frontend == "fbank":
             self.feature_extractor = LogMelFrontend(eval(cfg.conv_feature_layers), cfg.fbank_mels)
+        elif cfg.frontend == "wav2vec":
+            self.feature_extractor = build_wav2vec_frontend(cfg)
 
     def remove_pretraining_modules(self, last_layer=None):
         if not self.cfg.keep_pretraining_modules:
             super().remove_pretraining_modules(last_layer)
 
     def _get_feat_extract_output_lengths(self, input_lengths: torch.LongTensor):
-        if self.cfg.frontend == "fbank":
+        if self.cfg.frontend in ("fbank", "wav2vec"):
             input_lengths = self.feature_extractor.num_frames(input_lengths)
         return super()._get_feat_extract_output_lengths(input_lengths)

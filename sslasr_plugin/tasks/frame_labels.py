@@ -11,6 +11,7 @@ from fairseq.tasks import register_task
 from fairseq.tasks.hubert_pretraining import HubertPretrainingConfig, HubertPretrainingTask
 
 from ..data.label_aware_batching import label_aware_batches, pair_coverage
+from ..data.validate import check_audio_exists, check_frame_labels, check_labels, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,19 @@ class FrameLabelsConfig(HubertPretrainingConfig):
 @register_task("sslasr_frame_labels", dataclass=FrameLabelsConfig)
 class FrameLabelsTask(HubertPretrainingTask):
     cfg: FrameLabelsConfig
+
+    def load_dataset(self, split: str, **kwargs):
+        """fairseq's HuBERT dataset, after checking every label file line by line against the
+        manifest: line count, dictionary, and (frame labels) one label per frame at label_rate."""
+        tsv = f"{self.cfg.data}/{split}.tsv"
+        root, rows = read_manifest(tsv)
+        check_audio_exists(tsv, root, rows)
+        for label, dictionary in zip(self.cfg.labels, self.dictionaries or [None] * len(self.cfg.labels)):
+            path = f"{self.get_label_dir()}/{split}.{label}"
+            check_labels(tsv, path, len(rows), dictionary)
+            if self.cfg.label_rate > 0:
+                check_frame_labels(tsv, path, rows, self.cfg.label_rate, self.cfg.sample_rate)
+        super().load_dataset(split, **kwargs)
 
     def utterance_labels(self, dataset):
         """The first label stream of every utterance, as numpy arrays (read once per dataset)."""

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The self-supervised family on the demo corpus (built by `bash run.sh demo`): each model is
+# pre-trained on `unlabeled` (+ `valid` for validation), CTC fine-tuned on `labeled` and decoded
+# greedily on test and test_ood; `scratch` is the same CTC model trained from nothing for the
+# same number of CTC updates.  One WER/CER table at the end.  Re-running resumes: finished
+# pre-training, labels and fine-tuning are reused, nothing is overwritten.
+#
+#   PATH=$PWD/.venv/bin:$PATH PRE_UPDATES=300 FT_UPDATES=400 bash examples/ssl/run_demo.sh
+#   ARMS="hubert1 hubert2" ...     only some arms (hubert2 needs hubert1's checkpoint)
+#   CLUSTERS=100 LAYER=4           HuBERT's k-means size and iteration-2 feature layer
+set -euo pipefail
+DATA=$(realpath -m "${DATA:-data/demo}")
+EXP=$(realpath -m "${EXP:-exp/ssl}")
+PRE=${PRE_UPDATES:-300}
+FT=${FT_UPDATES:-400}
+CLUSTERS=${CLUSTERS:-100}
+LAYER=${LAYER:-4}
+ARMS=${ARMS:-scratch wav2vec2 hubert1 hubert2 cpc wav2vec vq_wav2vec_gumbel vq_wav2vec_kmeans}
+mkdir -p "$EXP"
+
+source "$(dirname "$0")/../decode.sh"
+train() {  # train CONFIG_DIR CONFIG_NAME OUT [overrides...]
+    local dir=$1 name=$2 out=$3
+    shift 3
+    fairseq-hydra-train --config-dir "$dir" --config-name "$name" common.user_dir=sslasr_plugin \
+        task.data="$DATA" checkpoint.save_dir="$out" hydra.run.dir="$out/hydra" "$@"
+}
+pretrain() {  # pretrain CONFIG_NAME OUT [overrides...]: examples/ssl/CONFIG_NAME.yaml for PRE updates
+    local name=$1 out=$2
+    shift 2
+    train examples/ssl "$name" "$out" "${PRE_ARGS[@]}" "$@"
+}
+# Pre-training schedule shared by every arm: PRE updates, LR warm-up over the first eighth.
+PRE_ARGS=(optimization.max_update="$PRE" lr_scheduler.warmup_updates=$((PRE / 8)) \
+          checkpoint.save_interval_updates="$PRE" dataset.validate_interval_updates="$PRE")
+# CTC fine-tuning schedule shared by every arm: FT updates, validation every 100.
+FT_ARGS=(optimization.max_update="$FT" checkpoint.save_interval_updates=100 dataset.validate_interval_updates=100)
+
+reports=()
+for arm in $ARMS; do
+    ft="$EXP/${arm}_ft"
+    case "$arm" in
+        scratch)
+            train examples/ctc scratch_fbank "$ft" "${FT_ARGS[@]}" ;;
+        wav2vec2)
+            train examples/wav2vec2 pretrain_fbank "$EXP/$arm" "${PRE_ARGS[@]}"
+            train examples/ctc finetune_w2v "$ft" "${FT_ARGS[@]}" model.w2v_path="$EXP/$arm/checkpoint_last.pt" \
+                model.freeze_finetune_updates=$((FT / 4)) ;;
+        hubert1|hubert2)
+            it=${arm#hubert}
+            labels="$EXP/km$it"
+            if [ ! -f "$labels/labels.json" ]; then
+                if [ "$it" = 1 ]; then
+                    python -m data_prep.hubert_labels --data "$DATA" --out "$labels" --features mfcc \
+                        --clusters "$CLUSTERS" --no-progress
+                else
+                    python -m data_prep.hubert_labels --data "$DATA" --out "$labels" --features model \
+                        --checkpoint "$EXP/hubert1/checkpoint_last.pt" --layer "$LAYER" --clusters "$CLUSTERS" \
+                        --no-progress
+                fi
+            fi
+            pretrain "hubert_iter$it" "$EXP/$arm" task.label_dir="$labels"
+            train examples/ctc finetune_w2v "$ft" "${FT_ARGS[@]}" model.w2v_path="$EXP/$arm/checkpoint_last.pt" \
+                model.freeze_finetune_updates=$((FT / 4)) ;;
+        cpc|wav2vec|vq_wav2vec_gumbel|vq_wav2vec_kmeans)
+            pretrain "$arm" "$EXP/$arm"
+            train examples/ssl finetune_wav2vec1 "$ft" "${FT_ARGS[@]}" \
+                model.encoder.frontend_checkpoint="$EXP/$arm/checkpoint_last.pt" ;;
+        *) echo "unknown arm $arm" >&2; exit 2 ;;
+    esac
+    decode "$ft/checkpoint_best.pt" "$ft" "$arm"
+done
+python -m sslasr_plugin.decoding.report "${reports[@]}" | tee "$EXP/results.md"
