@@ -206,14 +206,31 @@ def kmeans_plus_plus(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Ten
     return torch.stack(centers)
 
 
+def lloyd(x: torch.Tensor, centers: torch.Tensor, iters: int) -> Tuple[torch.Tensor, float]:
+    """``iters`` full k-means iterations on ``x``; the centroids and their inertia."""
+    for _ in range(iters):
+        idx = _sq_dists(x, centers).argmin(1)
+        counts = torch.bincount(idx, minlength=len(centers)).to(x.dtype)
+        sums = torch.zeros_like(centers).index_add_(0, idx, x)
+        won = counts > 0
+        centers = centers.clone()
+        centers[won] = sums[won] / counts[won][:, None]
+    return centers, float(_sq_dists(x, centers).min(1).values.clamp(min=0).sum())
+
+
 def minibatch_kmeans(feats: np.ndarray, k: int, steps: int = 200, batch_frames: int = 10000,
-                     init_frames: int = 20000, seed: int = 1, reassign_ratio: float = 0.01,
+                     init_frames: int = 20000, seed: int = 1, n_init: int = 3, reassign_ratio: float = 0.01,
                      progress: bool = True) -> np.ndarray:
     """Mini-batch k-means (Sculley 2010) over the rows of ``feats`` (any array, e.g. a memmap),
-    reading ``batch_frames`` random rows per step.  Each centroid moves towards the mean of the
-    rows it wins by (its batch count / its running count), i.e. a per-centroid learning rate
-    decaying as 1/count.  Centroids that win under ``reassign_ratio`` x the mean count (dead
-    clusters) are moved to random rows of the batch during the first half of training."""
+    reading ``batch_frames`` random rows per step.
+
+    Start: ``n_init`` k-means++ seedings of a random sample of ``init_frames`` rows, each refined
+    by 10 full k-means iterations on that sample; the one of least inertia is kept (one seeding
+    can put two centroids in one cluster and one between two, which mini-batch updates do not
+    undo).  Then each step moves every centroid towards the mean of the batch rows it wins, by
+    (its batch count / its running count): a per-centroid learning rate decaying as 1/count.
+    Centroids that win under ``reassign_ratio`` x the mean count (dead clusters) are moved to
+    random rows of the batch during the first half of training."""
     n = len(feats)
     if n < k:
         raise HubertLabelError(f"{n} frames cannot make {k} clusters; lower --clusters")
@@ -221,7 +238,8 @@ def minibatch_kmeans(feats: np.ndarray, k: int, steps: int = 200, batch_frames: 
     gen = torch.Generator().manual_seed(seed)
     init = torch.from_numpy(np.array(feats[np.sort(rng.choice(n, min(n, init_frames), replace=False))],
                                      dtype=np.float32))
-    centers = kmeans_plus_plus(init, k, gen).double()
+    init = init.double()
+    centers, _ = min((lloyd(init, kmeans_plus_plus(init, k, gen), 10) for _ in range(n_init)), key=lambda r: r[1])
     counts = torch.zeros(k, dtype=torch.float64)
     from tqdm import tqdm
 

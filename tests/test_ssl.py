@@ -159,7 +159,8 @@ def test_hubert_label_rate_mismatch_stops_training(tiny_corpus, mfcc_labels, tmp
     proc = hydra_train(str(SSL), "hubert_iter2", tiny_corpus, tmp_path / "h", f"task.label_dir={mfcc_labels}",
                        check=False)
     assert proc.returncode != 0
-    assert re.search(r"unlabeled\.km line 1: \d+ labels for .*labels/s, but task.label_rate=50", proc.stderr)
+    assert re.search(r"valid\.km line 1: \d+ labels for \S+ \([0-9.]+ s, line 2 of valid.tsv\), i.e. 9\d\.\d labels/s, "
+                     r"but task.label_rate=50", proc.stderr)
 
 
 # ----------------------------------------------------------------- HuBERT iterations 1 and 2

@@ -97,6 +97,8 @@ class Wav2VecFrontend(nn.Module):
         self.wav2vec.project_features = None
         self.wav2vec_conv_layers = wav2vec_conv_layers
         self.convs = conv_stack(out_dim, conv_layers)
+        if freeze:  # not in the optimizer at all
+            self.wav2vec.requires_grad_(False)
 
     def num_frames(self, num_samples: torch.Tensor) -> torch.Tensor:
         """wav2vec frames (10 ms with fairseq's strides) for ``num_samples`` samples."""
