@@ -99,8 +99,13 @@ class ModelFeatures:
         for i, w in enumerate(waves):
             source[i, : len(w)] = torch.from_numpy(w)
         padding_mask = torch.arange(source.size(1))[None, :] >= lengths[:, None]
-        x, _ = self.model.extract_features(source.to(self.device), padding_mask=padding_mask.to(self.device),
-                                           mask=False, output_layer=self.layer)
+        from fairseq.models.hubert.hubert import HubertModel
+
+        source, padding_mask = source.to(self.device), padding_mask.to(self.device)
+        if isinstance(self.model, HubertModel):
+            x, _ = self.model.extract_features(source, padding_mask=padding_mask, mask=False, output_layer=self.layer)
+        else:  # wav2vec 2.0: its `layer` counts from 0
+            x = self.model.extract_features(source, padding_mask, mask=False, layer=self.layer - 1)["x"]
         return [x[i, : self.num_frames(int(n))].float().cpu() for i, n in enumerate(lengths)]
 
 

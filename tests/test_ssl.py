@@ -317,3 +317,71 @@ def test_gpu_size_variant_builds_at_paper_size(variant, tiny_corpus, mfcc_labels
     model = tasks.setup_task(cfg.task).build_model(cfg.model)
     params = sum(p.numel() for p in model.parameters()) / 1e6
     assert low <= params <= high, f"{variant}: {params:.1f} M parameters"
+
+
+# ------------------------------------- pre-trained encoders start CSL, joint and slimIPL runs
+@pytest.fixture(scope="module")
+def w2v_pretrained(tiny_corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("w2v")
+    hydra_train("examples/wav2vec2", "pretrain_fbank", tiny_corpus, out)
+    return out / "checkpoint_last.pt"
+
+
+def _encoder(state, prefix=""):
+    from sslasr_plugin.models.wav2vec2 import ENCODER_PREFIXES
+
+    return {k[len(prefix):]: v for k, v in state["model"].items()
+            if k.startswith(prefix) and k[len(prefix):].startswith(ENCODER_PREFIXES)}
+
+
+def _frame_labels(corpus, out):
+    """Random frame labels at the demo encoder's 50 frames/s (log-mel frames, then one stride-2 conv)."""
+    out.mkdir()
+    rng = np.random.default_rng(0)
+    for split in ("unlabeled", "valid"):
+        rows = (corpus / f"{split}.tsv").read_text().splitlines()[1:]
+        frames = [(((int(r.split("\t")[1]) - 400) // 160 + 1) - 3) // 2 + 1 for r in rows]
+        (out / f"{split}.plab").write_text("".join(" ".join(rng.choice(list("ABCD"), n)) + "\n" for n in frames))
+    (out / "dict.plab.txt").write_text("".join(f"{c} 1\n" for c in "ABCD"))
+    return out
+
+
+# With the learning rate at 0 the trained model still holds exactly what it started from.
+FROZEN = ("optimization.lr=[0.0]",)
+
+
+def test_pretrained_encoder_starts_csl_joint_and_slimipl(w2v_pretrained, tiny_corpus, tmp_path):
+    pretrained = load_checkpoint(w2v_pretrained)
+    encoder = _encoder(pretrained)
+    assert len(encoder) > 20
+
+    csl = tmp_path / "csl"
+    hydra_train("examples/csl", "csl", tiny_corpus, csl, f"task.label_dir={_frame_labels(tiny_corpus, tmp_path / 'pl')}",
+                f"model.init_encoder={w2v_pretrained}", *FROZEN)
+    got = _encoder(load_checkpoint(csl / "checkpoint_last.pt"))
+    assert got.keys() == encoder.keys() and all(torch.equal(got[k], encoder[k]) for k in encoder)
+
+    joint = tmp_path / "joint"
+    proc = hydra_train("examples/joint", "joint", tiny_corpus, joint, f"model.w2v_path={w2v_pretrained}", *FROZEN)
+    assert re.search(r"unsup_loss=\d", proc.stdout + proc.stderr)  # contrastive updates ran
+    state = load_checkpoint(joint / "checkpoint_last.pt")
+    prefix = "w2v_encoder.w2v_model."
+    kept = {k[len(prefix):]: v for k, v in state["model"].items() if k.startswith(prefix)}
+    # Everything the pre-training made, quantizer and projections included, is there unchanged.
+    assert kept.keys() == pretrained["model"].keys()
+    assert all(torch.equal(kept[k], v) for k, v in pretrained["model"].items())
+
+    slim = tmp_path / "slimipl"
+    hydra_train("examples/slimipl", "slimipl", tiny_corpus, slim, f"model.w2v_path={w2v_pretrained}",
+                "task.warmup_updates=1", *FROZEN)
+    got = _encoder(load_checkpoint(slim / "checkpoint_last.pt"), prefix)
+    assert got.keys() == encoder.keys() and all(torch.equal(got[k], encoder[k]) for k in encoder)
+
+
+def test_init_encoder_refuses_another_architecture(w2v_pretrained, tiny_corpus, tmp_path):
+    proc = hydra_train("examples/csl", "csl", tiny_corpus, tmp_path / "csl",
+                       f"task.label_dir={_frame_labels(tiny_corpus, tmp_path / 'pl')}",
+                       f"model.init_encoder={w2v_pretrained}", "model.encoder_layers=2",
+                       "model.encoder_embed_dim=64", check=False)
+    assert proc.returncode != 0
+    assert "its encoder does not fit this model" in proc.stderr and "post_extract_proj" in proc.stderr

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
+from fairseq import checkpoint_utils
 from fairseq.models import register_model
 from fairseq.models.hubert.hubert_asr import HubertEncoder
 from fairseq.models.wav2vec.wav2vec2_asr import Wav2Vec2CtcConfig, Wav2VecCtc, Wav2VecEncoder
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from ..checkpoint import load_checkpoint
 from .wav2vec2 import SslAsrWav2Vec2Config
@@ -62,12 +63,27 @@ def scratch_w2v_args(cfg: SslAsrCtcConfig, frontend_state: Optional[dict] = None
 
 class SslAsrEncoder(Wav2VecEncoder):
     def __init__(self, cfg: SslAsrCtcConfig, output_size: Optional[int] = None):
-        frontend_state = None
+        frontend_state = pretrained = None
         if cfg.w2v_path is None and cfg.w2v_args is None:  # a new model (not a reload)
             if cfg.encoder.frontend == "wav2vec":
                 frontend_state = load_wav2vec_frontend_checkpoint(cfg.encoder.frontend_checkpoint)
             cfg.w2v_args = scratch_w2v_args(cfg, frontend_state)
+        elif cfg.w2v_args is None and cfg.encoder.keep_pretraining_modules:
+            # Joint training from a pre-trained model: its contrastive modules too.
+            pretrained = checkpoint_utils.load_checkpoint_to_cpu(cfg.w2v_path)
+            if _model_name(pretrained) != "sslasr_wav2vec2":
+                raise ValueError(f"model.encoder.keep_pretraining_modules=true (joint training) needs an sslasr_wav2vec2 "
+                                 f"pre-training checkpoint as model.w2v_path; {cfg.w2v_path} is "
+                                 f"{_model_name(pretrained)!r}")
+            w2v_args = pretrained["cfg"]
+            with open_dict(w2v_args):
+                w2v_args.model.keep_pretraining_modules = True
+                w2v_args.criterion = None
+                w2v_args.lr_scheduler = None
+            cfg.w2v_args = w2v_args
         super().__init__(cfg, output_size)
+        if pretrained is not None:
+            self.w2v_model.load_state_dict(pretrained["model"], strict=True)
         if frontend_state is not None:
             # The wav2vec model's pre-training heads are not part of the front end.
             weights = {k: v for k, v in frontend_state["model"].items()

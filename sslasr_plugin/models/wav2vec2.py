@@ -24,6 +24,12 @@ class SslAsrWav2Vec2Config(Wav2Vec2Config):
         },
     )
     fbank_mels: int = field(default=80, metadata={"help": "mel bins of the fbank front end"})
+    init_encoder: Optional[str] = field(
+        default=None,
+        metadata={"help": "start the encoder (front end, Transformer, feature norm, mask embedding) from this "
+                  "checkpoint: a wav2vec 2.0 or HuBERT pre-training checkpoint (stock or plugin), or a fine-tuned "
+                  "sslasr_ctc model; its architecture must match this model's. Read only when training starts"},
+    )
     frontend_checkpoint: Optional[str] = field(
         default=None,
         metadata={"help": "frontend=wav2vec: the pre-trained fairseq `wav2vec` checkpoint (wav2vec, CPC-style, "
@@ -97,3 +103,28 @@ class SslAsrWav2Vec2Model(Wav2Vec2Model):
         if self.cfg.frontend in ("fbank", "wav2vec"):
             input_lengths = self.feature_extractor.num_frames(input_lengths)
         return super()._get_feat_extract_output_lengths(input_lengths)
+
+
+ENCODER_PREFIXES = ("feature_extractor.", "post_extract_proj.", "layer_norm.", "encoder.", "mask_emb")
+_CTC_PREFIX = "w2v_encoder.w2v_model."
+
+
+def load_encoder_weights(model: torch.nn.Module, path: str) -> int:
+    """Copy the encoder weights (ENCODER_PREFIXES) of the checkpoint at ``path`` into ``model``;
+    wav2vec 2.0 and HuBERT name them alike.  Returns the number of tensors copied."""
+    from ..checkpoint import load_checkpoint
+
+    source = load_checkpoint(path)["model"]
+    if any(k.startswith(_CTC_PREFIX) for k in source):  # a fine-tuned CTC model's encoder
+        source = {k[len(_CTC_PREFIX):]: v for k, v in source.items() if k.startswith(_CTC_PREFIX)}
+    target = {k: v for k, v in model.state_dict().items() if k.startswith(ENCODER_PREFIXES)}
+    missing = sorted(k for k in target if k not in source)
+    mismatched = sorted(k for k in target if k in source and source[k].shape != target[k].shape)
+    if missing or mismatched:
+        detail = (f"{len(missing)} tensors missing (e.g. {', '.join(missing[:3])})" if missing else
+                  f"{len(mismatched)} of other shapes (e.g. {mismatched[0]}: {tuple(source[mismatched[0]].shape)} "
+                  f"there, {tuple(target[mismatched[0]].shape)} here)")
+        raise ValueError(f"model.init_encoder={path}: its encoder does not fit this model ({detail}); give the "
+                         "model the checkpoint's architecture (front end, layers, dimensions)")
+    model.load_state_dict({k: source[k] for k in target}, strict=False)
+    return len(target)

@@ -12,6 +12,7 @@ from fairseq.tasks.hubert_pretraining import HubertPretrainingConfig, HubertPret
 
 from ..data.label_aware_batching import label_aware_batches, pair_coverage
 from ..data.validate import check_audio_exists, check_frame_labels, check_labels, read_manifest
+from ..models.wav2vec2 import load_encoder_weights
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,13 @@ class FrameLabelsConfig(HubertPretrainingConfig):
 @register_task("sslasr_frame_labels", dataclass=FrameLabelsConfig)
 class FrameLabelsTask(HubertPretrainingTask):
     cfg: FrameLabelsConfig
+
+    def build_model(self, cfg, from_checkpoint=False):
+        model = super().build_model(cfg, from_checkpoint)
+        if not from_checkpoint and getattr(cfg, "init_encoder", None):  # a new run, not a reload
+            n = load_encoder_weights(model, cfg.init_encoder)
+            logger.info(f"encoder initialized from {cfg.init_encoder} ({n} tensors)")
+        return model
 
     def load_dataset(self, split: str, **kwargs):
         """fairseq's HuBERT dataset, after checking every label file line by line against the
