@@ -84,5 +84,5 @@ def test_stale_manifest_count(corpus_copy):
     path, samples = _row(corpus_copy, 2)
     _edit_line(corpus_copy / "valid.tsv", 2, f"{path.relative_to(corpus_copy)}\t{samples + 160}")
     with pytest.raises(DataError, match=f"valid.tsv line 2: .* has {samples} samples but the manifest says "
-                                        f"{samples + 160}; the manifest is stale"):
+                                        f"{samples + 160}: the file was truncated or changed, or the manifest is stale"):
         validate_split(str(corpus_copy), "valid", None)

@@ -42,26 +42,34 @@ def check_audio_exists(tsv_path: str, root: str, rows: List[Tuple[int, str, int]
         raise DataError(f"{tsv_path} line {lineno}: {rel} has 0 samples; remove zero-length audio from the manifest")
 
 
-def check_audio_headers(tsv_path: str, root: str, rows: List[Tuple[int, str, int]], sample_rate: int) -> None:
-    """Each file's header (not its samples): readable, at ``sample_rate``, as long as the manifest
-    says.  fairseq would otherwise fail mid-training on the first bad file, without its name."""
+def audio_header_problem(path: str, samples: int, sample_rate: int) -> Optional[str]:
+    """What is wrong with the header of one manifest row's audio (None: nothing), with the fix."""
     import soundfile
 
+    try:
+        info = soundfile.info(path)
+    except Exception as e:  # soundfile raises RuntimeError or LibsndfileError, by version
+        return (f"{path} is not readable audio ({str(e).strip()}); re-create the file or remove its row (and the "
+                "same line of the label files)")
+    if info.samplerate != sample_rate:
+        return (f"{path} is {info.samplerate} Hz but the task reads {sample_rate} Hz; resample it "
+                f"(sox in.wav -r {sample_rate} out.wav) or set task.sample_rate")
+    if info.channels != 1:
+        return f"{path} has {info.channels} channels; the models take mono audio: sox in.wav -c 1 out.wav"
+    if info.frames != samples:
+        return (f"{path} has {info.frames} samples but the manifest says {samples}: the file was truncated or "
+                "changed, or the manifest is stale; re-create the file, or rebuild the manifest (fairseq's "
+                "wav2vec_manifest.py, or python -m data_prep.corpus for the synthetic corpus)")
+    return None
+
+
+def check_audio_headers(tsv_path: str, root: str, rows: List[Tuple[int, str, int]], sample_rate: int) -> None:
+    """Each file's header (not its samples): readable, at ``sample_rate``, mono, as long as the
+    manifest says.  fairseq would otherwise fail mid-training on the first bad file, without its name."""
     for lineno, rel, samples in rows:
-        path = os.path.join(root, rel)
-        try:
-            info = soundfile.info(path)
-        except Exception as e:  # soundfile raises RuntimeError or LibsndfileError, by version
-            raise DataError(f"{tsv_path} line {lineno}: {path} is not readable audio ({e}); re-create the "
-                            "file or remove its row (and the same line of the label files)") from None
-        if info.samplerate != sample_rate:
-            raise DataError(f"{tsv_path} line {lineno}: {path} is {info.samplerate} Hz but the task reads "
-                            f"{sample_rate} Hz; resample it (sox in.wav -r {sample_rate} out.wav) or set "
-                            "task.sample_rate")
-        if info.frames != samples:
-            raise DataError(f"{tsv_path} line {lineno}: {path} has {info.frames} samples but the manifest says "
-                            f"{samples}; the manifest is stale: rebuild it (fairseq's wav2vec_manifest.py, or "
-                            "python -m data_prep.corpus for the synthetic corpus)")
+        problem = audio_header_problem(os.path.join(root, rel), samples, sample_rate)
+        if problem:
+            raise DataError(f"{tsv_path} line {lineno}: {problem}")
 
 
 def check_labels(tsv_path: str, label_path: str, num_rows: int, dictionary=None, max_report: int = 5) -> None:
@@ -93,6 +101,19 @@ def check_labels(tsv_path: str, label_path: str, num_rows: int, dictionary=None,
 FRAME_LABEL_TOLERANCE = 3  # frames: front ends lose 1-3 frames to their windows at the edges
 
 
+def frame_label_problem(count: int, rel: str, samples: int, tsv_line: int, tsv_name: str, label_rate: float,
+                        sample_rate: int, tolerance: int = FRAME_LABEL_TOLERANCE) -> Optional[str]:
+    """None if ``count`` frame labels fit ``samples`` samples at ``label_rate``; else what is wrong."""
+    expected = samples * label_rate / sample_rate
+    if abs(count - expected) <= tolerance:
+        return None
+    seconds = samples / sample_rate
+    return (f"{count} labels for {rel} ({seconds:.2f} s, line {tsv_line} of {tsv_name}), i.e. "
+            f"{count / seconds:.1f} labels/s, but task.label_rate={label_rate:g} expects {expected:.0f} "
+            f"(+-{tolerance}). Set task.label_rate to the labels' rate (data_prep.hubert_labels records it in "
+            "labels.json: 100 for MFCC, 50 for features of a 20 ms model), or dump the labels again for this manifest")
+
+
 def check_frame_labels(tsv_path: str, label_path: str, rows: List[Tuple[int, str, int]], label_rate: float,
                        sample_rate: int, tolerance: int = FRAME_LABEL_TOLERANCE) -> None:
     """One label per frame: each line's count must fit its audio at ``label_rate`` labels/s.
@@ -101,17 +122,11 @@ def check_frame_labels(tsv_path: str, label_path: str, rows: List[Tuple[int, str
     then trains on labels shifted against the frames, e.g. 50 Hz model-feature labels read
     at MFCC's 100 Hz)."""
     with open(label_path, encoding="utf-8") as f:
-        for lineno, (line, (_, rel, samples)) in enumerate(zip(f, rows), start=1):
-            count = len(line.split())
-            expected = samples * label_rate / sample_rate
-            if abs(count - expected) > tolerance:
-                seconds = samples / sample_rate
-                raise DataError(
-                    f"{label_path} line {lineno}: {count} labels for {rel} ({seconds:.2f} s, line {lineno + 1} of "
-                    f"{os.path.basename(tsv_path)}), i.e. {count / seconds:.1f} labels/s, but task.label_rate="
-                    f"{label_rate:g} expects {expected:.0f} (+-{tolerance}). Set task.label_rate to the labels' rate "
-                    "(data_prep.hubert_labels records it in labels.json: 100 for MFCC, 50 for features of "
-                    "a 20 ms model), or dump the labels again for this manifest")
+        for lineno, (line, (tsv_line, rel, samples)) in enumerate(zip(f, rows), start=1):
+            problem = frame_label_problem(len(line.split()), rel, samples, tsv_line, os.path.basename(tsv_path),
+                                          label_rate, sample_rate, tolerance)
+            if problem:
+                raise DataError(f"{label_path} line {lineno}: {problem}")
 
 
 def validate_split(data_dir: str, split: str, labels: Optional[str], dictionary=None,
