@@ -35,6 +35,16 @@ PRE_ARGS=(optimization.max_update="$PRE" lr_scheduler.warmup_updates=$((PRE / 8)
           checkpoint.save_interval_updates="$PRE" dataset.validate_interval_updates="$PRE")
 # CTC fine-tuning schedule shared by every arm: FT updates, validation every 100.
 FT_ARGS=(optimization.max_update="$FT" checkpoint.save_interval_updates=100 dataset.validate_interval_updates=100)
+# Pre-trained wav2vec 2.0 / HuBERT encoders fine-tune with the from-scratch model's recipe
+# (examples/ctc/scratch_fbank.yaml: LR 1e-3, nothing frozen, mask 0.2), so that only the
+# initialization differs; finetune_w2v.yaml's own recipe (LR 5e-4, front end frozen, encoder
+# frozen for the first updates) is meant for longer runs: at 400 updates it had not left CTC's
+# all-blank phase.  FT_RECIPE=finetune_w2v keeps that recipe.
+if [ "${FT_RECIPE:-scratch}" = scratch ]; then
+    INIT_ARGS=("optimization.lr=[0.001]" model.freeze_finetune_updates=0 model.feature_grad_mult=1.0 model.mask_prob=0.2)
+else
+    INIT_ARGS=(model.freeze_finetune_updates=$((FT / 4)))
+fi
 
 reports=()
 for arm in $ARMS; do
@@ -45,7 +55,7 @@ for arm in $ARMS; do
         wav2vec2)
             train examples/wav2vec2 pretrain_fbank "$EXP/$arm" "${PRE_ARGS[@]}"
             train examples/ctc finetune_w2v "$ft" "${FT_ARGS[@]}" model.w2v_path="$EXP/$arm/checkpoint_last.pt" \
-                model.freeze_finetune_updates=$((FT / 4)) ;;
+                "${INIT_ARGS[@]}" ;;
         hubert1|hubert2)
             it=${arm#hubert}
             labels="$EXP/km$it"
@@ -61,7 +71,7 @@ for arm in $ARMS; do
             fi
             pretrain "hubert_iter$it" "$EXP/$arm" task.label_dir="$labels"
             train examples/ctc finetune_w2v "$ft" "${FT_ARGS[@]}" model.w2v_path="$EXP/$arm/checkpoint_last.pt" \
-                model.freeze_finetune_updates=$((FT / 4)) ;;
+                "${INIT_ARGS[@]}" ;;
         cpc|wav2vec|vq_wav2vec_gumbel|vq_wav2vec_kmeans)
             pretrain "$arm" "$EXP/$arm"
             train examples/ssl finetune_wav2vec1 "$ft" "${FT_ARGS[@]}" \
