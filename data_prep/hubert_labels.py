@@ -80,17 +80,17 @@ class ModelFeatures:
         self.rate = float(self.num_frames(200 * SAMPLE_RATE) - self.num_frames(100 * SAMPLE_RATE)) / 100
 
     def num_frames(self, num_samples: int) -> int:
+        from sslasr_plugin.models.frontend import conv_output_lengths
+
         model = self.model
         lengths = torch.tensor([num_samples])
         if hasattr(model, "num_frames"):
             return int(model.num_frames(lengths))
         if hasattr(model, "_get_feat_extract_output_lengths"):
             return int(model._get_feat_extract_output_lengths(lengths))
-        frames = num_samples  # stock HuBERT: its waveform convolutions
-        for block in model.feature_extractor.conv_layers:
-            conv = block[0]
-            frames = (frames - conv.kernel_size[0]) // conv.stride[0] + 1
-        return frames
+        convs = [(block[0].out_channels, block[0].kernel_size[0], block[0].stride[0])  # stock HuBERT
+                 for block in model.feature_extractor.conv_layers]
+        return int(conv_output_lengths(lengths, convs))
 
     @torch.no_grad()
     def __call__(self, waves: List[np.ndarray]) -> List[torch.Tensor]:
@@ -268,8 +268,10 @@ def minibatch_kmeans(feats: np.ndarray, k: int, steps: int = 200, batch_frames: 
 
 
 # ------------------------------------------------------------------------------------- labels
-def write_labels(feats: np.ndarray, lengths: np.ndarray, centers: np.ndarray, out: Path, split: str) -> float:
-    """{split}.km (one line of cluster ids per row); returns the mean squared distance per frame."""
+def write_labels(feats: np.ndarray, lengths: np.ndarray, centers: np.ndarray, out: Path,
+                 split: str) -> Tuple[np.ndarray, float]:
+    """{split}.km (one line of cluster ids per row); returns the labels and the mean squared
+    distance per frame."""
     labels, inertia = assign(feats, centers)
     partial = out / f"{split}.km.partial"
     with open(partial, "w") as f:
@@ -278,7 +280,7 @@ def write_labels(feats: np.ndarray, lengths: np.ndarray, centers: np.ndarray, ou
             f.write(" ".join(map(str, labels[start:start + n])) + "\n")
             start += n
     os.replace(partial, out / f"{split}.km")
-    return inertia / max(1, len(labels))
+    return labels, inertia / max(1, len(labels))
 
 
 def _request(args) -> dict:
@@ -337,11 +339,10 @@ def hubert_labels(args) -> dict:
     stats = {}
     for split in splits:
         feats, lengths = load_dump(feat_dir, split, dim)
-        stats[split] = {"frames": int(lengths.sum()), "mse": write_labels(feats, lengths, centers, out, split)}
+        labels, mse = write_labels(feats, lengths, centers, out, split)
+        stats[split] = {"frames": int(lengths.sum()), "mse": mse}
         if split == args.train_split:
-            counts = np.bincount(np.concatenate([np.array(l.split(), dtype=np.int64) for l in
-                                                 (out / f"{split}.km").read_text().splitlines()]),
-                                 minlength=args.clusters)
+            counts = np.bincount(labels, minlength=args.clusters)
             probs = counts / counts.sum()
             stats[split]["used_clusters"] = int((counts > 0).sum())
             stats[split]["perplexity"] = float(np.exp(-(probs[probs > 0] * np.log(probs[probs > 0])).sum()))
