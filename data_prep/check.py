@@ -57,10 +57,17 @@ class SplitReport:
 def _read_audio_problem(path: str, samples: int) -> Optional[str]:
     import soundfile
 
+    import numpy as np
+
     try:
-        decoded = len(soundfile.read(path, dtype="float32")[0])
+        audio = soundfile.read(path, dtype="float32")[0]
     except Exception as e:
         return f"{path} has a readable header but its samples do not decode ({str(e).strip()}); re-create the file"
+    decoded = len(audio)
+    bad = np.flatnonzero(~np.isfinite(audio))
+    if len(bad):  # float WAV/FLAC can hold NaN/Inf: every loss of its batch would be non-finite
+        return (f"{path} holds {len(bad)} non-finite samples (NaN/Inf; the first at sample {int(bad[0])}): "
+                "re-create the file or remove its row")
     if decoded != samples:
         return (f"{path} decodes to {decoded} samples but its header and the manifest say {samples}: the file is "
                 "truncated or corrupt; re-create it or remove its row")

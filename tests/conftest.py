@@ -25,8 +25,10 @@ def run_cli(args, cwd=REPO, check=True, timeout=600):
     return proc
 
 
-def hydra_train(config_dir, config_name, data, save_dir, *overrides, cwd=REPO, check=True, user_dir="sslasr_plugin"):
-    """A real fairseq-hydra-train run, shortened to a few updates."""
+def hydra_train(config_dir, config_name, data, save_dir, *overrides, cwd=REPO, check=True, user_dir="sslasr_plugin",
+                allow_nonfinite=False):
+    """A real fairseq-hydra-train run, shortened to a few updates.  A batch left out for a
+    non-finite loss fails the run's check unless ``allow_nonfinite``."""
     args = [
         "fairseq-hydra-train", "--config-dir", config_dir, "--config-name", config_name,
         f"task.data={data}", f"checkpoint.save_dir={save_dir}", f"hydra.run.dir={save_dir}/hydra",
@@ -35,7 +37,10 @@ def hydra_train(config_dir, config_name, data, save_dir, *overrides, cwd=REPO, c
     ]
     if user_dir is not None:
         args.append(f"common.user_dir={user_dir}")
-    return run_cli(args + list(overrides), cwd=cwd, check=check)
+    proc = run_cli(args + list(overrides), cwd=cwd, check=check)
+    if check and not allow_nonfinite and "non-finite loss" in proc.stdout + proc.stderr:
+        raise AssertionError(f"{config_name}: a batch had a non-finite loss\n{proc.stdout[-6000:]}")
+    return proc
 
 
 def generate(data, checkpoint, subset="test", *extra, check=True, cwd=REPO):

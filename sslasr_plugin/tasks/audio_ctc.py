@@ -12,9 +12,11 @@ from typing import Optional
 
 from fairseq.tasks import register_task
 from fairseq.tasks.audio_finetuning import AudioFinetuningConfig, AudioFinetuningTask
+from omegaconf import II
 
 from ..data.validate import validate_split
 from ..decoding.ctc import CtcGenerator
+from .nonfinite import NONFINITE_PATIENCE_HELP, NonFiniteGuard
 
 
 @dataclass
@@ -26,10 +28,12 @@ class AudioCtcConfig(AudioFinetuningConfig):
         default=True,
         metadata={"help": "check manifest, audio files and labels of each split when it is loaded"},
     )
+    nonfinite_patience: int = field(default=20, metadata={"help": NONFINITE_PATIENCE_HELP})
+    train_subset: str = II("dataset.train_subset")
 
 
 @register_task("sslasr_audio_ctc", dataclass=AudioCtcConfig)
-class AudioCtcTask(AudioFinetuningTask):
+class AudioCtcTask(NonFiniteGuard, AudioFinetuningTask):
     cfg: AudioCtcConfig
 
     def load_dataset(self, split: str, task_cfg: AudioCtcConfig = None, **kwargs):

@@ -9,10 +9,12 @@ import numpy as np
 from fairseq.data import iterators
 from fairseq.tasks import register_task
 from fairseq.tasks.hubert_pretraining import HubertPretrainingConfig, HubertPretrainingTask
+from omegaconf import II
 
 from ..data.label_aware_batching import label_aware_batches, pair_coverage
 from ..data.validate import check_audio_exists, check_frame_labels, check_labels, read_manifest
 from ..models.wav2vec2 import load_encoder_weights
+from .nonfinite import NONFINITE_PATIENCE_HELP, NonFiniteGuard
 
 logger = logging.getLogger(__name__)
 
@@ -23,10 +25,12 @@ class FrameLabelsConfig(HubertPretrainingConfig):
         default=False,
         metadata={"help": "build batches with LAB (rarest label first, labels in pairs) instead of by length"},
     )
+    nonfinite_patience: int = field(default=20, metadata={"help": NONFINITE_PATIENCE_HELP})
+    train_subset: str = II("dataset.train_subset")
 
 
 @register_task("sslasr_frame_labels", dataclass=FrameLabelsConfig)
-class FrameLabelsTask(HubertPretrainingTask):
+class FrameLabelsTask(NonFiniteGuard, HubertPretrainingTask):
     cfg: FrameLabelsConfig
 
     def build_model(self, cfg, from_checkpoint=False):

@@ -43,7 +43,6 @@ class TwoStreamConfig(AudioCtcConfig):
     )
     unsup_updates: int = field(default=1, metadata={"help": "unsupervised updates per cycle (paper: 1; ablation 5)"})
     sup_updates: int = field(default=1, metadata={"help": "supervised (CTC) updates per cycle (paper: 1)"})
-    train_subset: str = II("dataset.train_subset")
     update_freq: List[int] = II("optimization.update_freq")
 
 
@@ -151,6 +150,8 @@ class JointTask(AudioCtcTask):
             raise TypeError(f"task sslasr_joint steps one optimizer state per loss: set optimizer._name="
                             f"sslasr_dual_adam (got {type(optimizer).__name__}; --amp cannot step one state, "
                             "use --fp16 or --bf16)")
+        if self.skip_nonfinite_update(model, update_num):
+            return
         seen_update, mode = self._step_mode
         if seen_update != update_num:  # every micro-batch was a dummy
             mode = self.schedule.mode(update_num)

@@ -178,8 +178,8 @@ class SlimIplTask(JointTask):
         stats = {}
         if sample.get("mode") == UNSUP:
             sample, stats = self._pseudo_labeled(sample, ema_model if ema_model is not None else model, update_num)
-        loss, sample_size, log = FairseqTask.train_step(self, sample, model, criterion, optimizer, update_num,
-                                                        ignore_grad)
+        loss, sample_size, log = FairseqTask.train_step(self, sample, model, self.guard(criterion, update_num, ignore_grad),
+                                                        optimizer, update_num, ignore_grad)
         log.update(stats)
         return loss, sample_size, log
 
@@ -187,7 +187,8 @@ class SlimIplTask(JointTask):
         return super().valid_step(sample, model, criterion)  # validates the model, not its EMA
 
     def optimizer_step(self, optimizer, model, update_num):
-        FairseqTask.optimizer_step(self, optimizer, model, update_num)
+        if not self.skip_nonfinite_update(model, update_num):
+            FairseqTask.optimizer_step(self, optimizer, model, update_num)
 
     def _lower_dropout(self, model) -> None:
         if self._dropout_lowered:

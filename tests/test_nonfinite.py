@@ -1,0 +1,181 @@
+"""Non-finite losses: the batch is left out of its update and named, an all-bad update is skipped
+(weights and moments untouched), a run that stays non-finite stops with advice; the same decision
+on every rank; the data check finds NaN samples; a real fairseq-hydra-train run survives NaN audio."""
+import logging
+import os
+import re
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torch.multiprocessing as mp
+from fairseq.tasks import FairseqTask
+
+from data_prep import check
+from sslasr_plugin.checkpoint import load_checkpoint
+from sslasr_plugin.tasks.nonfinite import NonFiniteGuard
+from conftest import hydra_train
+
+
+class _Task(NonFiniteGuard, FairseqTask):
+    def __init__(self, patience=3):
+        super().__init__(SimpleNamespace(nonfinite_patience=patience, train_subset="train"))
+
+
+class _Model(torch.nn.Linear):
+    def set_num_updates(self, n):
+        pass
+
+
+class _Optimizer:
+    """The two calls fairseq's FairseqTask makes: backward, then step (plain SGD here)."""
+
+    def __init__(self, model, lr=0.1):
+        self.model, self.lr, self.steps = model, lr, 0
+
+    def backward(self, loss):
+        loss.backward()
+
+    def step(self):
+        self.steps += 1
+        with torch.no_grad():
+            for p in self.model.parameters():
+                p -= self.lr * p.grad
+
+
+def _criterion(model, sample):
+    """Sum of squares of the model's output, NaN where the input is NaN."""
+    loss = model(sample["x"]).pow(2).sum()
+    return loss, len(sample["x"]), {"loss": loss.item(), "ntokens": 3, "nsentences": len(sample["x"])}
+
+
+def _sample(nan=False, ids=(0,)):
+    x = torch.arange(1.0, 1 + 2 * len(ids)).view(len(ids), 2)
+    if nan:
+        x[0, 0] = float("nan")
+    return {"x": x, "id": torch.tensor(ids)}
+
+
+def _update(task, model, opt, update_num, samples, dummies=()):
+    model.zero_grad()
+    logs = [task.train_step(s, model, _criterion, opt, update_num, ignore_grad=i in dummies)[2]
+            for i, s in enumerate(samples)]
+    task.optimizer_step(opt, model, update_num)
+    return logs
+
+
+def test_nan_batch_adds_nothing_to_the_update_and_is_named(caplog):
+    torch.manual_seed(0)
+    model, task = _Model(2, 1), _Task()
+    reference = _Model(2, 1)
+    reference.load_state_dict(model.state_dict())
+    good = _sample(ids=(4,))
+    _criterion(reference, good)[0].backward()  # the gradient of the good batch alone
+    with caplog.at_level(logging.WARNING):
+        logs = _update(task, model, _Optimizer(model), 0, [good, _sample(nan=True, ids=(7,))])
+    assert torch.equal(model.weight.grad, reference.weight.grad) and torch.equal(model.bias.grad, reference.bias.grad)
+    assert "nonfinite" not in logs[0] and logs[1] == {"loss": 0.0, "ntokens": 3, "nsentences": 1, "nonfinite": 1}
+    assert "update 1: non-finite loss (nan) on a batch of 1 utterances (#7)" in caplog.text
+    assert "skipped" not in caplog.text  # one good batch: the update is taken
+
+
+def test_finite_loss_over_nan_outputs_is_caught():
+    """As fairseq's CTC with zero_infinity over NaN logits: the loss is finite, its gradient NaN."""
+    def masked(model, sample):
+        out = model(sample["x"])
+        loss = torch.where(torch.isnan(out), 0.0, out).pow(2).sum()
+        return loss, 1, {"loss": loss.item()}
+
+    model, task = _Model(2, 1), _Task()
+    assert torch.isfinite(masked(model, _sample(nan=True))[0])
+    log = task.train_step(_sample(nan=True), model, masked, _Optimizer(model), 0)[2]
+    assert log["nonfinite"] == 1 and torch.isfinite(model.weight.grad).all() and not model.weight.grad.any()
+
+
+def test_update_with_only_nan_batches_is_skipped_then_the_run_stops(caplog):
+    model, task = _Model(2, 1), _Task(patience=3)
+    opt = _Optimizer(model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with caplog.at_level(logging.WARNING):
+        _update(task, model, opt, 0, [_sample(nan=True), _sample(nan=True)])
+        _update(task, model, opt, 1, [_sample(nan=True)])
+    assert opt.steps == 0 and all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    assert "update 2 skipped: the loss of every batch was non-finite (2 such update(s) in a row)" in caplog.text
+    _update(task, model, opt, 2, [_sample(), _sample(nan=True)])  # a good batch: taken, the streak ends
+    assert opt.steps == 1
+    for update in (3, 4):
+        _update(task, model, opt, update, [_sample(nan=True)])
+    with pytest.raises(FloatingPointError, match="non-finite in every batch of 3 consecutive updates"):
+        _update(task, model, opt, 5, [_sample(nan=True)])
+    assert opt.steps == 1
+
+
+def test_dummy_batches_neither_count_nor_warn(caplog):
+    """fairseq's dummy batches (ignore_grad: padding of uneven shards) are not the data's fault."""
+    model, task = _Model(2, 1), _Task(patience=1)
+    opt = _Optimizer(model)
+    with caplog.at_level(logging.WARNING):
+        logs = _update(task, model, opt, 0, [_sample(), _sample(nan=True)], dummies={1})
+    assert opt.steps == 1 and logs[1]["nonfinite"] == 0 and "non-finite" not in caplog.text
+    assert torch.isfinite(model.weight).all()
+
+
+def _rank_worker(rank, world, port, results):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    model, task = _Model(2, 1), _Task()
+    opt = _Optimizer(model)
+    _update(task, model, opt, 0, [_sample(nan=rank == 0)])  # one rank's batch is good: every rank steps
+    first = opt.steps
+    _update(task, model, opt, 1, [_sample(nan=True)])  # every rank's batch is bad: every rank skips
+    results[rank] = (first, opt.steps)
+    torch.distributed.destroy_process_group()
+
+
+def test_skip_decision_is_the_same_on_every_rank():
+    world, results = 2, mp.Manager().dict()
+    mp.spawn(_rank_worker, args=(world, 29700 + os.getpid() % 1000, results), nprocs=world)
+    assert results[0] == results[1] == (1, 1)
+
+
+# ------------------------------------------------------------------ real data, real runs
+
+
+def _nan_wav(corpus, split="labeled", row=0):
+    """Rewrite one row's audio as float32 WAV with NaN samples (valid header, same length)."""
+    rel = (corpus / f"{split}.tsv").read_text().splitlines()[1 + row].split("\t")[0]
+    wav, rate = sf.read(corpus / rel, dtype="float32")
+    wav[100:200] = np.nan
+    sf.write(corpus / rel, wav, rate, subtype="FLOAT")
+    return rel
+
+
+def test_data_check_finds_nan_samples(corpus_copy, capsys):
+    rel = _nan_wav(corpus_copy)
+    assert check.main(["--data", str(corpus_copy), "--splits", "labeled", "--labels", "ltr"]) == 0  # header fine
+    capsys.readouterr()
+    assert check.main(["--data", str(corpus_copy), "--splits", "labeled", "--labels", "ltr", "--read-audio"]) == 1
+    out = capsys.readouterr().out
+    assert (f"{corpus_copy / 'labeled.tsv'} line 2: {corpus_copy / rel} holds 100 non-finite samples (NaN/Inf; "
+            "the first at sample 100)") in out
+
+
+def test_training_run_survives_nan_audio_and_names_the_file(corpus_copy, tmp_path):
+    """One epoch, one utterance per batch: the NaN utterance's update is skipped and reported,
+    every other update is taken, and the checkpoint holds finite weights."""
+    rel = _nan_wav(corpus_copy)
+    run = hydra_train("examples/ctc", "scratch_fbank", corpus_copy, tmp_path / "exp", "dataset.batch_size=1",
+                      "optimization.max_epoch=1", "optimization.max_update=1000", "checkpoint.save_interval_updates=0",
+                      "checkpoint.save_interval=1", "dataset.validate_interval=1",
+                      "dataset.validate_interval_updates=0", allow_nonfinite=True)
+    log = run.stdout + run.stderr
+    assert re.search(rf"update \d+: non-finite loss \(nan\) on a batch of 1 utterances \({re.escape(rel)}\)", log)
+    assert len(re.findall(r"update \d+ skipped: the loss of every batch was non-finite", log)) == 1
+    assert re.search(r"nonfinite=1\b", log) and "FloatingPointError" not in log and "crash.pt" not in log
+    batches = int(re.search(r"total_num_itrs = (\d+)", log).group(1))
+    state = load_checkpoint(tmp_path / "exp" / "checkpoint_last.pt")
+    assert state["optimizer_history"][-1]["num_updates"] == batches
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
