@@ -1,10 +1,13 @@
 import os
+import re
+import signal
+import sys
 
 import pytest
 import torch
 
-from conftest import generate
-from sslasr_plugin.checkpoint import SAFE_GLOBALS, UnsafeCheckpointError, load_checkpoint
+from conftest import generate, run_cli
+from sslasr_plugin.checkpoint import SAFE_GLOBALS, IncompleteCheckpointError, UnsafeCheckpointError, load_checkpoint
 
 
 class _RunsShellCommand:
@@ -56,3 +59,66 @@ def test_old_fairseq_checkpoint_with_namespace_args_loads(tmp_path):
     torch.save({"args": argparse.Namespace(arch="wav2vec2", lr=[0.1]), "model": {"w": torch.ones(2)}}, path)
     state = load_checkpoint(str(path))
     assert state["args"].arch == "wav2vec2" and torch.equal(state["model"]["w"], torch.ones(2))
+
+
+# ------------------------------------------------------------------ interrupted writes
+
+# fairseq-hydra-train, killed (SIGKILL, no clean-up) half-way through its copy of the update-4
+# checkpoint (checkpoint_2_4.pt: the tiny corpus is 3 updates an epoch) to checkpoint_last.pt:
+# the copy writes half the bytes, then the process dies.
+_KILLED_DURING_COPY = """
+import os, shutil, signal, sys
+copyfile = shutil.copyfile
+def dying_copyfile(src, dst, *args, **kwargs):
+    if "checkpoint_2_4" in str(src) and os.path.basename(str(dst)).startswith("checkpoint_last"):
+        data = open(src, "rb").read()
+        open(dst, "wb").write(data[: len(data) // 2])
+        os.kill(os.getpid(), signal.SIGKILL)
+    return copyfile(src, dst, *args, **kwargs)
+shutil.copyfile = dying_copyfile
+from fairseq_cli.hydra_train import cli_main
+sys.argv = ["fairseq-hydra-train", *sys.argv[1:]]
+cli_main()
+"""
+
+
+def _train_args(corpus, save_dir, max_update, user_dir=True):
+    return ["--config-dir", "examples/ctc", "--config-name", "scratch_fbank", f"task.data={corpus}",
+            f"checkpoint.save_dir={save_dir}", f"hydra.run.dir={save_dir}/hydra", f"optimization.max_update={max_update}",
+            "checkpoint.save_interval_updates=2", "checkpoint.keep_interval_updates=-1",
+            "dataset.validate_interval_updates=2", "common.log_interval=1", "dataset.num_workers=0",
+            *(["common.user_dir=sslasr_plugin"] if user_dir else [])]
+
+
+def _updates(path):
+    return load_checkpoint(str(path))["optimizer_history"][-1]["num_updates"]
+
+
+def test_kill_while_copying_to_checkpoint_last_keeps_the_previous_one_whole(tiny_corpus, tmp_path):
+    save = tmp_path / "with plugin"
+    killed = run_cli([sys.executable, "-c", _KILLED_DURING_COPY, *_train_args(tiny_corpus, save, 4)], check=False)
+    assert killed.returncode == -signal.SIGKILL
+    assert _updates(save / "checkpoint_2_4.pt") == 4  # the new checkpoint was written (atomically, by fairseq)
+    assert _updates(save / "checkpoint_last.pt") == 2  # the interrupted copy never became checkpoint_last.pt
+    resumed = run_cli(["fairseq-hydra-train", *_train_args(tiny_corpus, save, 6)])
+    assert "Loaded checkpoint" in resumed.stdout and "(epoch 1 @ 2 updates)" in resumed.stdout
+    assert _updates(save / "checkpoint_last.pt") == 6
+    assert not (save / "checkpoint_last.pt.tmp").exists()
+
+
+def test_truncated_checkpoint_last_is_named_with_the_checkpoints_to_resume_from(tiny_corpus, tmp_path):
+    """What fairseq's own in-place copy leaves after such a kill: resuming says so, no traceback hunt."""
+    save = tmp_path / "exp"
+    run_cli(["fairseq-hydra-train", *_train_args(tiny_corpus, save, 4)])
+    data = (save / "checkpoint_2_4.pt").read_bytes()
+    (save / "checkpoint_last.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(IncompleteCheckpointError, match="checkpoint_last.pt is not a complete checkpoint"):
+        load_checkpoint(str(save / "checkpoint_last.pt"))
+    resumed = run_cli(["fairseq-hydra-train", *_train_args(tiny_corpus, save, 6)], check=False)
+    assert resumed.returncode != 0
+    message = re.search(r"IncompleteCheckpointError: (.*)", resumed.stderr).group(1)
+    assert f"{save / 'checkpoint_last.pt'} is not a complete checkpoint" in message
+    others = re.search(r"newest first: (.*?); resume", message).group(1).split(", ")
+    assert sorted(others) == [str(save / f"checkpoint_{n}.pt") for n in ("1_2", "2_4", "best")]
+    assert others[-1] == str(save / "checkpoint_1_2.pt")
+    assert "checkpoint.restore_file=" in message
