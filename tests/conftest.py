@@ -25,13 +25,19 @@ def run_cli(args, cwd=REPO, check=True, timeout=600):
     return proc
 
 
+def hq(value) -> str:
+    """A value quoted for a hydra override, as examples/hydra_quote.sh does (paths with spaces,
+    quotes, commas or non-ASCII characters)."""
+    return "'" + str(value).replace("'", "\\'") + "'"
+
+
 def hydra_train(config_dir, config_name, data, save_dir, *overrides, cwd=REPO, check=True, user_dir="sslasr_plugin",
                 allow_nonfinite=False):
     """A real fairseq-hydra-train run, shortened to a few updates.  A batch left out for a
     non-finite loss fails the run's check unless ``allow_nonfinite``."""
     args = [
         "fairseq-hydra-train", "--config-dir", config_dir, "--config-name", config_name,
-        f"task.data={data}", f"checkpoint.save_dir={save_dir}", f"hydra.run.dir={save_dir}/hydra",
+        f"task.data={hq(data)}", f"checkpoint.save_dir={hq(save_dir)}", f"hydra.run.dir={hq(f'{save_dir}/hydra')}",
         "optimization.max_update=3", "dataset.validate_interval_updates=3", "checkpoint.save_interval_updates=3",
         "common.log_interval=1", "dataset.num_workers=0",
     ]

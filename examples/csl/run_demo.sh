@@ -6,6 +6,7 @@
 #
 #   PATH=$PWD/.venv/bin:$PATH bash examples/csl/run_demo.sh
 set -euo pipefail
+source "$(dirname "$0")/../hydra_quote.sh"
 DATA=$(realpath -m "${DATA:-data/demo}")
 TEACHER=$(realpath -m "${TEACHER:-exp/demo_ctc/checkpoint_best.pt}")
 PL=$(realpath -m "${PL:-data/demo_pl}")
@@ -19,12 +20,12 @@ reports=()
 decode "$TEACHER" "$EXP/supervised_only" supervised_only
 for method in csl ce_pl; do
     fairseq-hydra-train --config-dir examples/csl --config-name "$method" common.user_dir=sslasr_plugin \
-        task.data="$DATA" task.label_dir="$PL" checkpoint.save_dir="$EXP/$method" \
-        hydra.run.dir="$EXP/$method/hydra" optimization.max_update="$PRETRAIN_UPDATES" \
+        task.data="$(hq "$DATA")" task.label_dir="$(hq "$PL")" checkpoint.save_dir="$(hq "$EXP/$method")" \
+        hydra.run.dir="$(hq "$EXP/$method/hydra")" optimization.max_update="$PRETRAIN_UPDATES" \
         dataset.validate_interval_updates=250
     fairseq-hydra-train --config-dir examples/ctc --config-name finetune_w2v common.user_dir=sslasr_plugin \
-        task.data="$DATA" checkpoint.save_dir="$EXP/${method}_ft" hydra.run.dir="$EXP/${method}_ft/hydra" \
-        model.w2v_path="$EXP/$method/checkpoint_last.pt"
+        task.data="$(hq "$DATA")" checkpoint.save_dir="$(hq "$EXP/${method}_ft")" hydra.run.dir="$(hq "$EXP/${method}_ft/hydra")" \
+        model.w2v_path="$(hq "$EXP/$method/checkpoint_last.pt")"
     decode "$EXP/${method}_ft/checkpoint_best.pt" "$EXP/$method" "$method"
 done
 python -m sslasr_plugin.decoding.report "${reports[@]}" | tee "$EXP/csl_results.md"

@@ -6,6 +6,7 @@
 #
 #   DATA=data/demo EXP=exp/demo_ctc bash examples/ctc/run_demo.sh [hydra overrides...]
 set -euo pipefail
+source "$(dirname "$0")/../hydra_quote.sh"
 DATA=$(realpath -m "${DATA:-data/demo}")
 EXP=$(realpath -m "${EXP:-exp/demo_ctc}")
 PRESET=${PRESET:-demo}
@@ -13,8 +14,8 @@ PRESET=${PRESET:-demo}
 start=$(date +%s)
 python -m data_prep.corpus --preset "$PRESET" --out "$DATA"
 fairseq-hydra-train --config-dir examples/ctc --config-name scratch_fbank \
-    common.user_dir=sslasr_plugin task.data="$DATA" checkpoint.save_dir="$EXP" \
-    hydra.run.dir="$EXP/hydra" "$@"
+    common.user_dir=sslasr_plugin task.data="$(hq "$DATA")" checkpoint.save_dir="$(hq "$EXP")" \
+    hydra.run.dir="$(hq "$EXP/hydra")" "$@"
 trained=$(date +%s)
 reports=()
 for split in test test_ood; do

@@ -7,6 +7,7 @@
 #   PATH=$PWD/.venv/bin:$PATH SUP_UPDATES=600 bash examples/joint/run_demo.sh
 #   ARMS="joint update_ratio_5" ...     only some arms
 set -euo pipefail
+source "$(dirname "$0")/../hydra_quote.sh"
 DATA=$(realpath -m "${DATA:-data/demo}")
 EXP=$(realpath -m "${EXP:-exp}")
 SUP=${SUP_UPDATES:-1000}
@@ -25,7 +26,7 @@ for arm in $ARMS; do
     esac
     out="$EXP/joint_$arm"
     fairseq-hydra-train --config-dir examples/joint --config-name joint common.user_dir=sslasr_plugin \
-        task.data="$DATA" checkpoint.save_dir="$out" hydra.run.dir="$out/hydra" \
+        task.data="$(hq "$DATA")" checkpoint.save_dir="$(hq "$out")" hydra.run.dir="$(hq "$out/hydra")" \
         dataset.validate_interval_updates=250 checkpoint.save_interval_updates=250 "${overrides[@]}"
     decode "$out/checkpoint_best.pt" "$out" "$arm"
 done

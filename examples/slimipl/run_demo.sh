@@ -10,6 +10,7 @@
 #   ARMS="hard soft" ...     only some arms
 #   TAG=name ...             output under exp/slimipl_<arm>_<name>, for runs with other overrides
 set -euo pipefail
+source "$(dirname "$0")/../hydra_quote.sh"
 DATA=$(realpath -m "${DATA:-data/demo}")
 EXP=$(realpath -m "${EXP:-exp}")
 INIT=$(realpath -m "${INIT:-exp/demo_ctc/checkpoint_best.pt}")
@@ -30,11 +31,11 @@ for arm in $ARMS; do
     out="$EXP/slimipl_$arm${TAG:+_$TAG}"
     if [ ! -f "$out/checkpoint_last.pt" ] || ! grep -q "done training" "$out/hydra/hydra_train.log" 2>/dev/null; then
         fairseq-hydra-train --config-dir examples/slimipl --config-name slimipl common.user_dir=sslasr_plugin \
-            task.data="$DATA" checkpoint.save_dir="$out" hydra.run.dir="$out/hydra" \
-            checkpoint.finetune_from_model="$INIT" task.warmup_updates=0 task.cache_size="$CACHE" \
+            task.data="$(hq "$DATA")" checkpoint.save_dir="$(hq "$out")" hydra.run.dir="$(hq "$out/hydra")" \
+            checkpoint.finetune_from_model="$(hq "$INIT")" task.warmup_updates=0 task.cache_size="$CACHE" \
             optimization.max_update="$UPDATES" optimization.lr=[0.0003] common.log_interval=20 \
             dataset.validate_interval_updates=100 checkpoint.save_interval_updates=100 \
-            common.tensorboard_logdir="$out/tensorboard" "${overrides[@]}" "$@"
+            common.tensorboard_logdir="$(hq "$out/tensorboard")" "${overrides[@]}" "$@"
     fi
     decode "$out/checkpoint_best.pt" "$out" "$arm"
     logs+=("$arm=$out/hydra/hydra_train.log")

@@ -9,6 +9,7 @@
 #   ARMS="hubert1 hubert2" ...     only some arms (hubert2 needs hubert1's checkpoint)
 #   CLUSTERS=100 LAYER=4           HuBERT's k-means size and iteration-2 feature layer
 set -euo pipefail
+source "$(dirname "$0")/../hydra_quote.sh"
 DATA=$(realpath -m "${DATA:-data/demo}")
 EXP=$(realpath -m "${EXP:-exp/ssl}")
 PRE=${PRE_UPDATES:-300}
@@ -23,7 +24,7 @@ train() {  # train CONFIG_DIR CONFIG_NAME OUT [overrides...]
     local dir=$1 name=$2 out=$3
     shift 3
     fairseq-hydra-train --config-dir "$dir" --config-name "$name" common.user_dir=sslasr_plugin \
-        task.data="$DATA" checkpoint.save_dir="$out" hydra.run.dir="$out/hydra" "$@"
+        task.data="$(hq "$DATA")" checkpoint.save_dir="$(hq "$out")" hydra.run.dir="$(hq "$out/hydra")" "$@"
 }
 pretrain() {  # pretrain CONFIG_NAME OUT [overrides...]: examples/ssl/CONFIG_NAME.yaml for PRE updates
     local name=$1 out=$2
@@ -54,7 +55,7 @@ for arm in $ARMS; do
             train examples/ctc scratch_fbank "$ft" "${FT_ARGS[@]}" ;;
         wav2vec2)
             train examples/wav2vec2 pretrain_fbank "$EXP/$arm" "${PRE_ARGS[@]}"
-            train examples/ctc finetune_w2v "$ft" "${FT_ARGS[@]}" model.w2v_path="$EXP/$arm/checkpoint_last.pt" \
+            train examples/ctc finetune_w2v "$ft" "${FT_ARGS[@]}" model.w2v_path="$(hq "$EXP/$arm/checkpoint_last.pt")" \
                 "${INIT_ARGS[@]}" ;;
         hubert1|hubert2)
             it=${arm#hubert}
@@ -69,13 +70,13 @@ for arm in $ARMS; do
                         --no-progress
                 fi
             fi
-            pretrain "hubert_iter$it" "$EXP/$arm" task.label_dir="$labels"
-            train examples/ctc finetune_w2v "$ft" "${FT_ARGS[@]}" model.w2v_path="$EXP/$arm/checkpoint_last.pt" \
+            pretrain "hubert_iter$it" "$EXP/$arm" task.label_dir="$(hq "$labels")"
+            train examples/ctc finetune_w2v "$ft" "${FT_ARGS[@]}" model.w2v_path="$(hq "$EXP/$arm/checkpoint_last.pt")" \
                 "${INIT_ARGS[@]}" ;;
         cpc|wav2vec|vq_wav2vec_gumbel|vq_wav2vec_kmeans)
             pretrain "$arm" "$EXP/$arm"
             train examples/ssl finetune_wav2vec1 "$ft" "${FT_ARGS[@]}" \
-                model.encoder.frontend_checkpoint="$EXP/$arm/checkpoint_last.pt" ;;
+                model.encoder.frontend_checkpoint="$(hq "$EXP/$arm/checkpoint_last.pt")" ;;
         *) echo "unknown arm $arm" >&2; exit 2 ;;
     esac
     decode "$ft/checkpoint_best.pt" "$ft" "$arm"
