@@ -1,6 +1,9 @@
 """Joint masked CPC + CTC: the alternation schedule, its batches through fairseq's iterators
 (shards, update_freq), real fairseq-hydra-train runs of every config, resume, decoding."""
+import os
 import re
+import signal
+import subprocess
 
 import numpy as np
 import pytest
@@ -10,7 +13,7 @@ from fairseq.data import iterators
 from fairseq.dataclass.configs import FairseqConfig
 from omegaconf import OmegaConf
 
-from conftest import REPO, generate, hydra_train, run_cli
+from conftest import BIN, REPO, generate, hq, hydra_train, run_cli
 from sslasr_plugin.checkpoint import load_checkpoint
 from sslasr_plugin.data.alternating_batches import SUP, UNSUP, Schedule, epoch_batches
 from sslasr_plugin.tasks.joint import JointConfig
@@ -142,6 +145,37 @@ def test_resume_restores_both_optimizer_states_and_the_schedule(tiny_corpus, tmp
     head = [s for s in state if set(s) == {SUP}]
     assert len(head) == 2 and all(float(s[SUP]["step"]) == 3 for s in head)
     assert all(float(s[UNSUP]["step"]) == 3 for s in state if set(s) == {UNSUP})
+
+
+def test_run_killed_with_sigkill_resumes_both_optimizer_states_and_the_schedule(tiny_corpus, tmp_path):
+    """Killed (SIGKILL) after update 5, checkpoint at update 3: the resumed run redoes updates
+    4-6 on the same schedule, and ends with the step counts of an uninterrupted 6-update run in
+    both moment sets, i.e. both optimizer states came back from the checkpoint, not afresh."""
+    straight = _train(tiny_corpus, tmp_path / "straight", "optimization.max_update=6")
+    killed_dir = tmp_path / "killed"
+    args = ["fairseq-hydra-train", "--config-dir", "examples/joint", "--config-name", "joint",
+            f"task.data={hq(tiny_corpus)}", f"checkpoint.save_dir={hq(killed_dir)}",
+            f"hydra.run.dir={hq(killed_dir / 'hydra')}", "optimization.max_update=6", "checkpoint.save_interval_updates=3",
+            "dataset.validate_interval_updates=3", "common.log_interval=1", "dataset.num_workers=0",
+            "common.user_dir=sslasr_plugin", "common.log_format=simple"]
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        if re.search(r"num_updates=5,", line):
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert load_checkpoint(killed_dir / "checkpoint_last.pt")["optimizer_history"][-1]["num_updates"] == 3
+    resumed = _train(tiny_corpus, killed_dir, "optimization.max_update=6")
+    assert "(epoch 2 @ 3 updates)" in resumed.stdout or "(epoch 1 @ 3 updates)" in resumed.stdout
+    assert _modes(resumed) == _modes(straight)[3:] == [SUP, UNSUP, SUP]
+
+    def steps(path):
+        state = load_checkpoint(path)["last_optimizer_state"]["state"]
+        return sorted(tuple(sorted((kind, float(s[kind]["step"])) for kind in s)) for s in state.values())
+
+    assert steps(killed_dir / "checkpoint_last.pt") == steps(tmp_path / "straight" / "checkpoint_last.pt")
 
 
 def test_stock_optimizer_is_refused_with_the_fix(tiny_corpus, tmp_path):

@@ -78,3 +78,40 @@ def test_fairseq_gives_each_rank_its_own_lab_batches():
     assert len({len(s) for s in shards}) == 1  # ranks step in lockstep
     seen = [u for s in shards for b in s for u in b]
     assert len(seen) == len(set(seen)) == len(sizes)
+
+
+def test_resume_mid_epoch_continues_with_the_same_batches():
+    """What a resumed CSL run does: fairseq saves the iterator's position (epoch, batches
+    consumed) in checkpoint_last.pt and a new process skips those batches of the same
+    deterministic LAB epoch, so the run continues where the killed one stopped."""
+    import torch
+    from fairseq.data import iterators
+
+    labels, sizes = _synthetic()
+
+    class Indices(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(sizes)
+
+        def __getitem__(self, i):
+            return i
+
+    def iterator():
+        return iterators.EpochBatchIterator(
+            dataset=Indices(), collate_fn=list, seed=1, epoch=1,
+            batch_sampler=lambda ds, epoch: label_aware_batches(labels, sizes, 200000, 1, epoch),
+        )
+
+    straight = iterator()
+    epoch1 = list(straight.next_epoch_itr(shuffle=True))
+    epoch2 = list(straight.next_epoch_itr(shuffle=True))
+    killed = iterator()
+    list(killed.next_epoch_itr(shuffle=True))
+    itr = killed.next_epoch_itr(shuffle=True)
+    consumed = [next(itr) for _ in range(5)]
+    state = killed.state_dict()  # saved in the checkpoint at update 5 of epoch 2
+    assert state["epoch"] == 2 and state["iterations_in_epoch"] == 5
+    resumed = iterator()
+    resumed.load_state_dict(state)
+    rest = list(resumed.next_epoch_itr(shuffle=True))
+    assert consumed + rest == epoch2 and len(rest) > 5 and epoch2 != epoch1

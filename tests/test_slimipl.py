@@ -420,6 +420,12 @@ def _assert_same_training_state(a_path, b_path):
         assert [t.tolist() for t in pa["tokens"]] == [t.tolist() for t in pb["tokens"]]
     for k, v in a["model"].items():
         assert torch.allclose(v.float(), b["model"][k].float(), atol=1e-5), k
+    assert ("ema" in a["extra_state"]) == ("ema" in b["extra_state"])
+    if "ema" in a["extra_state"]:  # the EMA teacher that labels the unlabeled batches
+        ema_a, ema_b = a["extra_state"]["ema"], b["extra_state"]["ema"]
+        assert ema_a.keys() == ema_b.keys() and ema_a
+        for k, v in ema_a.items():
+            assert torch.allclose(v.float(), ema_b[k].float(), atol=1e-5), k
 
 
 def test_resume_continues_with_the_same_cache_and_schedule(tiny_corpus, tmp_path):
@@ -437,10 +443,11 @@ def test_resume_continues_with_the_same_cache_and_schedule(tiny_corpus, tmp_path
                                 tmp_path / "resumed" / "checkpoint_last.pt")
 
 
-def test_run_killed_with_sigkill_resumes_to_the_uninterrupted_state(tiny_corpus, tmp_path):
-    run_cli(_run_args(tiny_corpus, tmp_path / "straight", 7))
+@pytest.mark.parametrize("teacher", [(), ("+variant=ema",)], ids=["model", "ema"])
+def test_run_killed_with_sigkill_resumes_to_the_uninterrupted_state(tiny_corpus, tmp_path, teacher):
+    run_cli(_run_args(tiny_corpus, tmp_path / "straight", 7, *teacher))
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([str(a) for a in _run_args(tiny_corpus, tmp_path / "killed", 7)], cwd=REPO, env=env,
+    proc = subprocess.Popen([str(a) for a in _run_args(tiny_corpus, tmp_path / "killed", 7, *teacher)], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in proc.stdout:  # checkpoint at update 3; killed after update 5
         if re.search(r"num_updates=5,", line):
@@ -449,7 +456,7 @@ def test_run_killed_with_sigkill_resumes_to_the_uninterrupted_state(tiny_corpus,
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     assert load_checkpoint(tmp_path / "killed" / "checkpoint_last.pt")["optimizer_history"][-1]["num_updates"] in (3, 6)
-    resumed = run_cli(_run_args(tiny_corpus, tmp_path / "killed", 7))
+    resumed = run_cli(_run_args(tiny_corpus, tmp_path / "killed", 7, *teacher))
     assert "pseudo-label cache restored" in resumed.stdout
     _assert_same_training_state(tmp_path / "straight" / "checkpoint_last.pt",
                                 tmp_path / "killed" / "checkpoint_last.pt")
