@@ -94,6 +94,17 @@ def test_finite_loss_over_nan_outputs_is_caught():
     assert log["nonfinite"] == 1 and torch.isfinite(model.weight.grad).all() and not model.weight.grad.any()
 
 
+def test_half_precision_weights_get_zero_not_nan_gradients():
+    """The stand-in loss is exactly 0 in fp16 too (a sum of the whole weight, 2 x 40000, overflows
+    fp16 to inf, and inf * 0 is NaN), and the gradients are zeros."""
+    model, task = _Model(2, 1).half(), _Task()
+    with torch.no_grad():
+        model.weight.fill_(40000.0)
+    sample = {"x": torch.tensor([[float("nan"), 1.0]], dtype=torch.float16), "id": torch.tensor([0])}
+    loss = task.train_step(sample, model, _criterion, _Optimizer(model), 0)[0]
+    assert loss.item() == 0 and not model.weight.grad.any() and not model.bias.grad.any() and torch.isfinite(model.weight.grad).all()
+
+
 def test_update_with_only_nan_batches_is_skipped_then_the_run_stops(caplog):
     model, task = _Model(2, 1), _Task(patience=3)
     opt = _Optimizer(model)

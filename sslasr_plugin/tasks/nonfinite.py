@@ -97,7 +97,9 @@ class _Guarded:
             return loss, sample_size, log
         if not self.dummy:
             self.task._report_nonfinite(loss, sample, self.update_num)
-        zero = sum(p.sum() for p in model.parameters() if p.requires_grad) * 0.0
+        # 0 * one element of each parameter: every parameter gets an all-zero gradient, and the
+        # stand-in is exactly 0 (a sum over a whole fp16 tensor can overflow: inf * 0 is NaN).
+        zero = sum(p.reshape(-1)[0] * 0.0 for p in model.parameters() if p.requires_grad)
         return zero.to(loss.dtype), 0, dict({k: _finite_or_zero(v) for k, v in log.items()}, nonfinite=0 if self.dummy else 1)
 
 
