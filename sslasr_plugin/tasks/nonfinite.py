@@ -6,8 +6,9 @@ the loss scale.  One bad utterance (NaN samples in a float WAV, a batch where a 
 should cost its batch, not a run of days.  The plugin's tasks check every micro-batch's loss,
 and the model's outputs for NaN, before the backward pass:
 
-- a non-finite loss (or one computed from NaN outputs) is replaced by a zero that still touches every trainable parameter, so
-  DDP's gradient all-reduce runs on every rank as usual and the batch adds nothing to the
+- a non-finite loss (or one computed from NaN outputs) is replaced by a zero that still
+  touches every trainable parameter, so DDP's gradient all-reduce runs on every rank as usual
+  and the batch adds nothing to the
   gradient; its non-finite statistics are logged as 0 (its counts stay, so averages never divide
   by zero) and ``nonfinite`` (a count of such batches) is logged;
 - a warning names the update, the loss value and the batch's audio files;
@@ -100,7 +101,8 @@ class _Guarded:
         # 0 * one element of each parameter: every parameter gets an all-zero gradient, and the
         # stand-in is exactly 0 (a sum over a whole fp16 tensor can overflow: inf * 0 is NaN).
         zero = sum(p.reshape(-1)[0] * 0.0 for p in model.parameters() if p.requires_grad)
-        return zero.to(loss.dtype), 0, dict({k: _finite_or_zero(v) for k, v in log.items()}, nonfinite=0 if self.dummy else 1)
+        log = dict({k: _finite_or_zero(v) for k, v in log.items()}, nonfinite=0 if self.dummy else 1)
+        return zero.to(loss.dtype), 0, log
 
 
 class NonFiniteGuard:
@@ -108,6 +110,11 @@ class NonFiniteGuard:
     ``optimizer_step`` and ``reduce_metrics`` wrap the next class's; a task that overrides them
     without calling ``super()`` uses ``guard``, ``skip_nonfinite_update`` and ``log_nonfinite``.
     The config needs ``nonfinite_patience`` (and ``train_subset`` to name files in warnings)."""
+
+    _nf_update: Optional[int] = None
+    _nf_counts = (0, 0)  # (non-finite, all) real batches of the update being accumulated
+    _nf_streak = 0
+    _nf_warned = 0
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False, **kwargs):
         return super().train_step(sample, model, self.guard(criterion, update_num, ignore_grad), optimizer,
@@ -120,11 +127,6 @@ class NonFiniteGuard:
     def reduce_metrics(self, logging_outputs, criterion):
         super().reduce_metrics(logging_outputs, criterion)
         self.log_nonfinite(logging_outputs)
-
-    _nf_update: Optional[int] = None
-    _nf_counts = (0, 0)  # (non-finite, all) real batches of the update being accumulated
-    _nf_streak = 0
-    _nf_warned = 0
 
     def guard(self, criterion, update_num: int, ignore_grad: bool) -> _Guarded:
         return _Guarded(self, criterion, update_num, dummy=ignore_grad)
@@ -152,8 +154,11 @@ class NonFiniteGuard:
         dataset = self._train_split_dataset()
         names = [utterance_name(dataset, i) for i in ids[:8]] if dataset is not None else [f"#{i}" for i in ids[:8]]
         more = f" and {len(ids) - 8} more" if len(ids) > 8 else ""
+        value = loss.detach().float().sum().item()
+        what = (f"non-finite loss ({value})" if not math.isfinite(value)
+                else f"NaN in the model's outputs (loss {value})")
         logger.warning(
-            f"update {update_num + 1}: non-finite loss ({loss.detach().float().sum().item()}) on a batch of "
+            f"update {update_num + 1}: {what} on a batch of "
             f"{len(ids)} utterances ({', '.join(names)}{more}); the batch is left out of the update. If it "
             "recurs for the same files, check them: python -m data_prep.check --data DATA --read-audio; if it "
             "recurs for any batch, the run is diverging: lower the learning rate or raise warm-up"

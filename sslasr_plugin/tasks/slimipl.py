@@ -178,8 +178,8 @@ class SlimIplTask(JointTask):
         stats = {}
         if sample.get("mode") == UNSUP:
             sample, stats = self._pseudo_labeled(sample, ema_model if ema_model is not None else model, update_num)
-        loss, sample_size, log = FairseqTask.train_step(self, sample, model, self.guard(criterion, update_num, ignore_grad),
-                                                        optimizer, update_num, ignore_grad)
+        guarded = self.guard(criterion, update_num, ignore_grad)
+        loss, sample_size, log = FairseqTask.train_step(self, sample, model, guarded, optimizer, update_num, ignore_grad)
         log.update(stats)
         return loss, sample_size, log
 
