@@ -8,9 +8,9 @@ and the model's outputs for NaN, before the backward pass:
 
 - a non-finite loss (or one computed from NaN outputs) is replaced by a zero that still
   touches every trainable parameter, so DDP's gradient all-reduce runs on every rank as usual
-  and the batch adds nothing to the
-  gradient; its non-finite statistics are logged as 0 (its counts stay, so averages never divide
-  by zero) and ``nonfinite`` (a count of such batches) is logged;
+  and the batch adds nothing to the gradient; its non-finite statistics are logged as 0 (its
+  counts stay, so averages never divide by zero) and ``nonfinite`` (a count of such batches)
+  is logged;
 - a warning names the update, the loss value and the batch's audio files;
 - an update in which every batch was non-finite (on every rank) is skipped: no optimizer step,
   so the weights and the optimizer's moments stay as they were;
