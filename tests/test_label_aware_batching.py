@@ -1,4 +1,5 @@
 import numpy as np
+import torch
 
 from sslasr_plugin.data.label_aware_batching import label_aware_batches, pair_coverage
 
@@ -54,24 +55,29 @@ def test_deterministic_per_seed_and_epoch():
     assert a != label_aware_batches(labels, sizes, 640000, seed=2, epoch=1)
 
 
+class _Indices(torch.utils.data.Dataset):
+    """A dataset whose items are their indices (what a batch sampler's output is checked against)."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return i
+
+
 def test_fairseq_gives_each_rank_its_own_lab_batches():
     """sslasr_frame_labels hands LAB to fairseq's EpochBatchIterator, which shards it over ranks."""
-    import torch
     from fairseq.data import iterators
 
     labels, sizes = _synthetic()
 
-    class Indices(torch.utils.data.Dataset):
-        def __len__(self):
-            return len(sizes)
-
-        def __getitem__(self, i):
-            return i
-
     shards = []
     for rank in range(3):
         itr = iterators.EpochBatchIterator(
-            dataset=Indices(), collate_fn=list, seed=1, num_shards=3, shard_id=rank, epoch=1,
+            dataset=_Indices(len(sizes)), collate_fn=list, seed=1, num_shards=3, shard_id=rank, epoch=1,
             batch_sampler=lambda ds, epoch: label_aware_batches(labels, sizes, 640000, 1, epoch),
         )
         shards.append(list(itr.next_epoch_itr(shuffle=True)))
@@ -84,21 +90,13 @@ def test_resume_mid_epoch_continues_with_the_same_batches():
     """What a resumed CSL run does: fairseq saves the iterator's position (epoch, batches
     consumed) in checkpoint_last.pt and a new process skips those batches of the same
     deterministic LAB epoch, so the run continues where the killed one stopped."""
-    import torch
     from fairseq.data import iterators
 
     labels, sizes = _synthetic()
 
-    class Indices(torch.utils.data.Dataset):
-        def __len__(self):
-            return len(sizes)
-
-        def __getitem__(self, i):
-            return i
-
     def iterator():
         return iterators.EpochBatchIterator(
-            dataset=Indices(), collate_fn=list, seed=1, epoch=1,
+            dataset=_Indices(len(sizes)), collate_fn=list, seed=1, epoch=1,
             batch_sampler=lambda ds, epoch: label_aware_batches(labels, sizes, 200000, 1, epoch),
         )
 
