@@ -1,6 +1,7 @@
 """CSL end to end: CTC teacher -> frame pseudo-labels -> CSL / CE-PL pre-training -> CTC
 fine-tuning -> fairseq-generate, each through the real command lines."""
 import json
+import re
 import sys
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 
 from conftest import generate, hydra_train, run_cli
 from data_prep.pseudo_labels import frame_labels_from_path
+from sslasr_plugin.checkpoint import load_checkpoint
 
 
 def test_frame_labels_fill_blanks_with_previous_token():
@@ -74,3 +76,28 @@ def test_pretrain_finetune_decode(config, logged, pseudo_labels, tiny_corpus, tm
     hydra_train("examples/ctc", "finetune_w2v", tiny_corpus, ft, f"model.w2v_path={pre / 'checkpoint_last.pt'}")
     proc = generate(tiny_corpus, ft / "checkpoint_last.pt", "test_ood")
     assert "Generate test_ood with beam=1: WER:" in proc.stdout + proc.stderr
+
+
+def test_demo_script_runs_the_ablation_arms(pseudo_labels, ctc_checkpoint, tiny_corpus, tmp_path):
+    """examples/csl/run_demo.sh: each arm pre-trains with its switch, fine-tunes, decodes and
+    lands in one table; an unknown arm is refused before any training."""
+    env = ["env", f"DATA={tiny_corpus}", f"TEACHER={ctc_checkpoint}", f"PL={pseudo_labels}", f"EXP={tmp_path}",
+           "PRETRAIN_UPDATES=2", "FT_UPDATES=2", "ARMS=csl_no_lab csl_batch_negatives"]
+    proc = run_cli([*env, "bash", "examples/csl/run_demo.sh"])
+    table = (tmp_path / "csl_results.md").read_text()
+    rows = re.findall(r"^\| (\w+/test(?:_ood)?) \| 8 \|", table, flags=re.M)
+    assert rows == [f"{arm}/{split}" for arm in ("supervised_only", "csl_no_lab", "csl_batch_negatives")
+                    for split in ("test", "test_ood")], table
+    cfg = {arm: load_checkpoint(tmp_path / arm / "checkpoint_last.pt")["cfg"] for arm in ("csl_no_lab", "csl_batch_negatives")}
+    assert not cfg["csl_no_lab"]["task"]["label_aware_batching"] and cfg["csl_no_lab"]["criterion"]["negatives"] == "same_utterance"
+    assert cfg["csl_batch_negatives"]["task"]["label_aware_batching"] and cfg["csl_batch_negatives"]["criterion"]["negatives"] == "batch"
+    logs = {arm: (tmp_path / arm / "hydra" / "hydra_train.log").read_text() for arm in cfg}
+    assert "label-aware batching, epoch 1" not in logs["csl_no_lab"]
+    assert "label-aware batching, epoch 1" in logs["csl_batch_negatives"]
+    for arm in ("csl_no_lab", "csl_batch_negatives"):  # the fine-tuning started from that arm's encoder
+        ft = load_checkpoint(tmp_path / f"{arm}_ft" / "checkpoint_last.pt")
+        assert ft["cfg"]["model"]["w2v_path"] == str(tmp_path / arm / "checkpoint_last.pt")
+        assert ft["optimizer_history"][-1]["num_updates"] == 2
+    bad = run_cli([*env[:-1], "ARMS=csl csl_nolab", "bash", "examples/csl/run_demo.sh"], check=False)
+    assert bad.returncode == 2 and "unknown arm 'csl_nolab'" in bad.stderr
+    assert not (tmp_path / "csl").exists()
