@@ -17,7 +17,10 @@ import argparse
 import glob
 import os
 import pickle
+import re
 import shutil
+import struct
+import zipfile
 
 import torch
 from fairseq import checkpoint_utils
@@ -42,9 +45,15 @@ def _unsafe_globals(path) -> list:
         return []
 
 
+def _first_line(err: Exception) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
+
+
 def _unsafe_message(path, err: Exception) -> str:
-    found = _unsafe_globals(path)
-    what = ", ".join(found) if found else str(err).strip().splitlines()[0]
+    # torch names the global in its error for legacy (non-zip) files: "unsupported GLOBAL posix.system"
+    found = _unsafe_globals(path) or re.findall(r"GLOBAL (\S+)", str(err))[:1]
+    what = ", ".join(found) if found else _first_line(err)
     return (
         f"refused to load {path}: its pickle references {what}, which fairseq checkpoints never "
         "contain, so it may run arbitrary code. Do not load it unless you trust its origin; the "
@@ -58,12 +67,11 @@ def load_checkpoint(path: str, map_location="cpu"):
     try:
         with open(path, "rb") as f:
             return torch.load(f, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise UnsafeCheckpointError(_unsafe_message(path, err)) from err
-    except RuntimeError as err:
-        if not _is_incomplete(err):
+    except Exception as err:
+        clear = _clear_error(path, err)
+        if clear is None:
             raise
-        raise IncompleteCheckpointError(_incomplete_message(path, err)) from err
+        raise clear from err
 
 
 def atomic_copy(src_path: str, dst_path: str, overwrite: bool = False) -> bool:
@@ -72,10 +80,25 @@ def atomic_copy(src_path: str, dst_path: str, overwrite: bool = False) -> bool:
     if "://" in src_path or "://" in dst_path or (os.path.exists(dst_path) and not overwrite):
         return PathManager.copy(src_path, dst_path, overwrite=overwrite)
     tmp = f"{dst_path}.tmp"
-    shutil.copyfile(src_path, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, dst_path)
+    try:
+        shutil.copyfile(src_path, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, dst_path)
+    except BaseException:  # a full disk, say: no half-written .tmp is left behind
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:  # make the rename itself durable
+        fd = os.open(os.path.dirname(os.path.abspath(dst_path)), os.O_RDONLY)
+    except OSError:  # a file system that cannot open directories
+        return True
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
     return True
 
 
@@ -92,9 +115,10 @@ class IncompleteCheckpointError(RuntimeError):
 def _incomplete_message(path, err: Exception) -> str:
     others = sorted((p for p in glob.glob(os.path.join(os.path.dirname(os.path.abspath(path)), "checkpoint*.pt"))
                      if os.path.abspath(p) != os.path.abspath(path)), key=os.path.getmtime, reverse=True)
-    hint = (f" The other checkpoints there, newest first: {', '.join(others[:4])}; resume from one with "
-            f"checkpoint.restore_file=<it>, or move {os.path.basename(path)} away") if others else ""
-    return (f"{path} is not a complete checkpoint ({str(err).strip().splitlines()[0]}): it was cut short while "
+    hint = (f" The other checkpoints there, newest first: {', '.join(others[:4])}. To resume from the newest "
+            f"whole one with its optimizer state, schedule and best score, keep this file aside and copy that one "
+            f"in its place: mv {path} {path}.incomplete && cp {others[0]} {path}") if others else ""
+    return (f"{path} is not a complete checkpoint ({_first_line(err)}): it was cut short while "
             f"being written (a job killed mid-write by a tool other than this plugin, a full disk) or is not a "
             f"checkpoint at all.{hint}")
 
@@ -104,18 +128,31 @@ def _is_incomplete(err: Exception) -> bool:
     return "PytorchStreamReader" in text or "zip archive" in text or "central directory" in text
 
 
+def _clear_error(path, err: Exception):
+    """The error to raise instead of ``err`` from loading ``path`` (None: keep ``err``)."""
+    if isinstance(err, (UnsafeCheckpointError, IncompleteCheckpointError)):
+        return None
+    if isinstance(err, pickle.UnpicklingError) and ("GLOBAL" in str(err) or _unsafe_globals(path)):
+        return UnsafeCheckpointError(_unsafe_message(path, err))
+    if isinstance(err, RuntimeError) and _is_incomplete(err):
+        return IncompleteCheckpointError(_incomplete_message(path, err))
+    # Not a zip archive (an empty file, a few bytes, other data) read as a legacy pickle: torch
+    # fails with whatever the bytes happen to trip (EOFError, IndexError, struct.error, ...).
+    if isinstance(err, (pickle.UnpicklingError, EOFError, IndexError, struct.error)) \
+            and os.path.isfile(path) and not zipfile.is_zipfile(path):
+        return IncompleteCheckpointError(_incomplete_message(path, err))
+    return None
+
+
 def _guard(load_fn):
     def load_checkpoint_to_cpu(path, *args, **kwargs):
         try:
             return load_fn(path, *args, **kwargs)
-        except pickle.UnpicklingError as err:
-            if isinstance(err, UnsafeCheckpointError):
+        except Exception as err:
+            clear = _clear_error(path, err)
+            if clear is None:
                 raise
-            raise UnsafeCheckpointError(_unsafe_message(path, err)) from err
-        except RuntimeError as err:
-            if isinstance(err, IncompleteCheckpointError) or not _is_incomplete(err):
-                raise
-            raise IncompleteCheckpointError(_incomplete_message(path, err)) from err
+            raise clear from err
 
     load_checkpoint_to_cpu.__wrapped__ = load_fn
     return load_checkpoint_to_cpu

@@ -1,7 +1,9 @@
 import os
 import re
+import shutil
 import signal
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -118,7 +120,55 @@ def test_truncated_checkpoint_last_is_named_with_the_checkpoints_to_resume_from(
     assert resumed.returncode != 0
     message = re.search(r"IncompleteCheckpointError: (.*)", resumed.stderr).group(1)
     assert f"{save / 'checkpoint_last.pt'} is not a complete checkpoint" in message
-    others = re.search(r"newest first: (.*?); resume", message).group(1).split(", ")
+    others = re.search(r"newest first: (.*?)\. To resume", message).group(1).split(", ")
     assert sorted(others) == [str(save / f"checkpoint_{n}.pt") for n in ("1_2", "2_4", "best")]
     assert others[-1] == str(save / "checkpoint_1_2.pt")
-    assert "checkpoint.restore_file=" in message
+    # The advice, followed as written, resumes at update 4 and keeps the broken file.
+    advice = re.search(r"copy that one in its place: (.*)", message).group(1)
+    assert advice == f"mv {save / 'checkpoint_last.pt'} {save / 'checkpoint_last.pt'}.incomplete && cp {others[0]} {save / 'checkpoint_last.pt'}"
+    os.rename(save / "checkpoint_last.pt", save / "checkpoint_last.pt.incomplete")
+    shutil.copyfile(others[0], save / "checkpoint_last.pt")
+    resumed = run_cli(["fairseq-hydra-train", *_train_args(tiny_corpus, save, 6)])
+    assert re.search(r"\(epoch \d+ @ 4 updates\)", resumed.stdout), resumed.stdout[-3000:]
+    assert _updates(save / "checkpoint_last.pt") == 6
+    assert (save / "checkpoint_last.pt.incomplete").read_bytes() == data[: len(data) // 2]
+
+
+@pytest.mark.parametrize("content", [b"", b"\x80", b"abc", b"\x80\x02}q\x00(X\x01", bytes(range(50))],
+                         ids=["empty", "1 byte", "3 bytes", "cut pickle", "50 bytes"])
+def test_empty_or_garbage_file_is_called_incomplete_not_unsafe(tmp_path, content):
+    path = tmp_path / "checkpoint_last.pt"
+    path.write_bytes(content)
+    (tmp_path / "checkpoint_1_2.pt").write_bytes(b"")
+    from fairseq import checkpoint_utils
+
+    for loader in (load_checkpoint, checkpoint_utils.load_checkpoint_to_cpu):
+        with pytest.raises(IncompleteCheckpointError, match=r"checkpoint_last.pt is not a complete checkpoint .*"
+                                                            r"newest first: .*checkpoint_1_2.pt"):
+            loader(str(path))
+
+
+def test_malicious_legacy_format_pickle_is_refused_as_unsafe(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "legacy.pt"
+    torch.save({"model": {}, "payload": _RunsShellCommand(marker)}, path, _use_new_zipfile_serialization=False)
+    with pytest.raises(UnsafeCheckpointError, match="refused to load .*legacy.pt.*system"):
+        load_checkpoint(str(path))
+    assert not marker.exists()
+
+
+def test_failed_atomic_copy_leaves_the_old_file_and_no_tmp(tmp_path, monkeypatch):
+    from sslasr_plugin import checkpoint
+
+    src, dst = tmp_path / "checkpoint_3.pt", tmp_path / "checkpoint_last.pt"
+    src.write_bytes(b"new" * 1000)
+    dst.write_bytes(b"old")
+
+    def disk_full(a, b):
+        Path(b).write_bytes(b"ne")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.shutil, "copyfile", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        checkpoint.atomic_copy(str(src), str(dst), overwrite=True)
+    assert dst.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == [src.name, dst.name]
