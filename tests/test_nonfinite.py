@@ -15,6 +15,9 @@ from fairseq.tasks import FairseqTask
 
 from data_prep import check
 from sslasr_plugin.checkpoint import load_checkpoint
+from sslasr_plugin.data.alternating_batches import UNSUP
+from sslasr_plugin.tasks import nonfinite
+from sslasr_plugin.tasks.joint import JointTask
 from sslasr_plugin.tasks.nonfinite import NonFiniteGuard
 from conftest import hydra_train
 
@@ -42,7 +45,8 @@ class _Optimizer:
         self.steps += 1
         with torch.no_grad():
             for p in self.model.parameters():
-                p -= self.lr * p.grad
+                if p.grad is not None:
+                    p -= self.lr * p.grad
 
 
 def _criterion(model, sample):
@@ -76,7 +80,8 @@ def test_nan_batch_adds_nothing_to_the_update_and_is_named(caplog):
     with caplog.at_level(logging.WARNING):
         logs = _update(task, model, _Optimizer(model), 0, [good, _sample(nan=True, ids=(7,))])
     assert torch.equal(model.weight.grad, reference.weight.grad) and torch.equal(model.bias.grad, reference.bias.grad)
-    assert "nonfinite" not in logs[0] and logs[1] == {"loss": 0.0, "ntokens": 3, "nsentences": 1, "nonfinite": 1}
+    # every log has the key (fairseq's summed-statistics all-reduce needs the same keys on every rank)
+    assert logs[0]["nonfinite"] == 0 and logs[1] == {"loss": 0.0, "ntokens": 3, "nsentences": 1, "nonfinite": 1}
     assert "update 1: non-finite loss (nan) on a batch of 1 utterances (#7)" in caplog.text
     assert "skipped" not in caplog.text  # one good batch: the update is taken
 
@@ -92,13 +97,68 @@ def test_finite_loss_over_nan_outputs_is_caught(caplog):
     assert torch.isfinite(masked(model, _sample(nan=True))[0])
     with caplog.at_level(logging.WARNING):
         log = task.train_step(_sample(nan=True), model, masked, _Optimizer(model), 0)[2]
-    assert log["nonfinite"] == 1 and torch.isfinite(model.weight.grad).all() and not model.weight.grad.any()
+    assert log["nonfinite"] == 1 and model.weight.grad is None  # one process: the stand-in touches nothing
     assert "update 1: NaN in the model's outputs (loss 0.0) on a batch of 1 utterances (#0)" in caplog.text
 
 
-def test_half_precision_weights_get_zero_not_nan_gradients():
-    """The stand-in loss is exactly 0 in fp16 too (a sum of the whole weight, 2 x 40000, overflows
-    fp16 to inf, and inf * 0 is NaN), and the gradients are zeros."""
+class _Wrapper(torch.nn.Module):
+    """As joint training's model: the unsupervised loss calls the inner wav2vec 2.0 model."""
+
+    def __init__(self):
+        super().__init__()
+        self.w2v_encoder = torch.nn.Module()
+        self.w2v_encoder.w2v_model = _Model(2, 1)
+
+    def set_num_updates(self, n):
+        pass
+
+
+def _inner_masked(model, sample):
+    out = model.w2v_encoder.w2v_model(sample["x"])
+    loss = torch.where(torch.isnan(out), 0.0, out).pow(2).sum()
+    return loss, 1, {"loss": loss.item()}
+
+
+class _JointLike(_Task):
+    nonfinite_watched = JointTask.nonfinite_watched
+
+
+@pytest.mark.parametrize("task,caught", [(_Task, False), (_JointLike, True)], ids=["top-level only", "joint"])
+def test_joint_unsupervised_batches_watch_the_inner_model(task, caught):
+    sample = dict(_sample(nan=True), mode=UNSUP)
+    log = task().train_step(sample, _Wrapper(), _inner_masked, _Optimizer(_Wrapper()), 0)[2]
+    assert log["nonfinite"] == int(caught)
+
+
+def test_frozen_parameters_keep_no_gradient_and_are_not_decayed():
+    """A parameter the good batches leave without a gradient (a frozen encoder) still has none
+    after a bad batch in the same update, so AdamW's weight decay does not touch it."""
+    torch.manual_seed(0)
+    model, task = _Wrapper(), _Task()
+    unused = model.w2v_encoder.w2v_model.weight
+    before = unused.detach().clone()
+    head = torch.nn.Linear(2, 1)
+    model.head = head
+
+    def head_only(model, sample):
+        loss = model.head(sample["x"]).pow(2).sum()
+        return loss, 1, {"loss": loss.item()}
+
+    adamw = torch.optim.AdamW(model.parameters(), lr=0.1, weight_decay=0.5)
+    opt = SimpleNamespace(backward=lambda loss: loss.backward(), step=adamw.step)
+    model.zero_grad()
+    task.train_step(_sample(), model, head_only, opt, 0)
+    task.train_step(_sample(nan=True), model, head_only, opt, 0)
+    assert unused.grad is None and head.weight.grad is not None
+    task.optimizer_step(opt, model, 0)
+    assert torch.equal(unused, before) and not adamw.state.get(unused)
+
+
+def test_half_precision_weights_get_zero_not_nan_gradients(monkeypatch):
+    """With several ranks the stand-in touches every parameter; it is exactly 0 in fp16 too (a
+    sum of the whole weight, 2 x 40000, overflows fp16 to inf, and inf * 0 is NaN), and the
+    gradients are zeros."""
+    monkeypatch.setattr(nonfinite, "_data_parallel_world_size", lambda: 2)
     model, task = _Model(2, 1).half(), _Task()
     with torch.no_grad():
         model.weight.fill_(40000.0)
@@ -106,6 +166,45 @@ def test_half_precision_weights_get_zero_not_nan_gradients():
     loss = task.train_step(sample, model, _criterion, _Optimizer(model), 0)[0]
     assert loss.item() == 0 and torch.isfinite(model.weight.grad).all()
     assert not model.weight.grad.any() and not model.bias.grad.any()
+
+
+def test_ddp_with_find_unused_parameters_stops_with_advice(monkeypatch):
+    monkeypatch.setattr(nonfinite, "_data_parallel_world_size", lambda: 2)
+    ddp = SimpleNamespace(module=torch.nn.parallel.DistributedDataParallel.__new__(torch.nn.parallel.DistributedDataParallel))
+    ddp.module.find_unused_parameters = True
+    with pytest.raises(FloatingPointError, match="find_unused_parameters=true .* distributed_training\\.ddp_backend=legacy_ddp"):
+        nonfinite.zero_loss(ddp, torch.float32, "cpu")
+    ddp.module.find_unused_parameters = False
+    assert nonfinite._find_unused_ddp(ddp) is False
+
+
+class _Fp32(torch.optim.SGD):
+    """fairseq's FP32 optimizer as AMPOptimizer sees it."""
+
+    @property
+    def optimizer(self):
+        return self
+
+    def clip_grad_norm(self, max_norm, aggregate_norm_fn=None):
+        return torch.nn.utils.clip_grad_norm_(self.param_groups[0]["params"], 1e9)
+
+
+def test_skipped_update_resets_the_amp_loss_scaler():
+    """fairseq's AMPOptimizer unscales in clip_grad_norm and resets its scaler in step(): a skipped
+    step must reset it too, or the next update fails ("unscale_() has already been called")."""
+    from fairseq.optim.amp_optimizer import AMPOptimizer
+
+    model, task = _Model(2, 1), _Task()
+    amp = AMPOptimizer.__new__(AMPOptimizer)  # its __init__ makes a CUDA scaler: the same class on the CPU
+    amp.fp32_optimizer, amp.min_loss_scale = _Fp32(model.parameters(), lr=0.1), 1e-4
+    amp._grad_scaler = torch.amp.GradScaler("cpu", init_scale=8.0)
+    before = model.weight.detach().clone()
+    for update, bad in enumerate([True, False]):  # what fairseq's trainer calls, in its order
+        model.zero_grad()
+        task.train_step(_sample(nan=bad), model, _criterion, amp, update)
+        amp.clip_grad_norm(0.0)
+        task.optimizer_step(amp, model, update)
+    assert not torch.equal(model.weight, before) and amp.scaler.get_scale() == 8.0
 
 
 def test_update_with_only_nan_batches_is_skipped_then_the_run_stops(caplog):

@@ -96,7 +96,8 @@ class JointCpcCtcCriterion(FairseqCriterion):
                 lambda m: round(m["_unsup_correct"].sum / m["_unsup_count"].sum, 5) if m["_unsup_count"].sum > 0
                 else float("nan"),
             )
-            extra = {k[len(UNSUP) + 1:] for log in unsup for k in log} - set(_UNSUP_KEYS) - {"ntokens"}
+            extra = {k[len(UNSUP) + 1:] for log in unsup for k in log if k.startswith(f"{UNSUP}_")}
+            extra -= set(_UNSUP_KEYS) | {"ntokens"}
             for key in sorted(extra):
                 metrics.log_scalar(f"unsup_{key}", sum(log.get(f"{UNSUP}_{key}", 0) for log in unsup) / len(unsup),
                                    round=3)

@@ -145,12 +145,18 @@ class JointTask(AudioCtcTask):
         self.track_mode(sample, update_num, ignore_grad)
         return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad, **kwargs)
 
+    def nonfinite_watched(self, model, sample) -> list:
+        """Unsupervised batches call the inner wav2vec 2.0 model, not the CTC model around it."""
+        if sample.get("mode", SUP) == SUP:
+            return [model]
+        return [model.w2v_encoder.w2v_model]  # as the criterion reaches it (fairseq's DDP wrappers proxy attributes)
+
     def optimizer_step(self, optimizer, model, update_num):
         if isinstance(optimizer, AMPOptimizer) or not isinstance(getattr(optimizer, "optimizer", None), DualAdam):
             raise TypeError(f"task sslasr_joint steps one optimizer state per loss: set optimizer._name="
                             f"sslasr_dual_adam (got {type(optimizer).__name__}; --amp cannot step one state, "
                             "use --fp16 or --bf16)")
-        if self.skip_nonfinite_update(model, update_num):
+        if self.skip_nonfinite_update(model, update_num, optimizer):
             return
         seen_update, mode = self._step_mode
         if seen_update != update_num:  # every micro-batch was a dummy

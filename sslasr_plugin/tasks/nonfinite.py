@@ -6,16 +6,25 @@ the loss scale.  One bad utterance (NaN samples in a float WAV, a batch where a 
 should cost its batch, not a run of days.  The plugin's tasks check every micro-batch's loss,
 and the model's outputs for NaN, before the backward pass:
 
-- a non-finite loss (or one computed from NaN outputs) is replaced by a zero that still
-  touches every trainable parameter, so DDP's gradient all-reduce runs on every rank as usual
-  and the batch adds nothing to the gradient; its non-finite statistics are logged as 0 (its
-  counts stay, so averages never divide by zero) and ``nonfinite`` (a count of such batches)
-  is logged;
+- a non-finite loss (or one computed from NaN outputs) is replaced by an exact zero: on one
+  process a zero that touches no parameter (parameters without a gradient, such as a frozen
+  encoder, keep none, so the optimizer leaves them alone); with several ranks a zero over every
+  trainable parameter, so DDP's gradient all-reduce runs on every rank as usual.  The batch adds
+  nothing to the gradient; its non-finite statistics are logged as 0 (its counts stay, so
+  averages never divide by zero).  Every batch's log carries ``nonfinite`` (1 for such a batch,
+  else 0: the same keys on every rank, which fairseq's summed-statistics all-reduce needs);
 - a warning names the update, the loss value and the batch's audio files;
 - an update in which every batch was non-finite (on every rank) is skipped: no optimizer step,
-  so the weights and the optimizer's moments stay as they were;
+  so the weights and the optimizer's moments stay as they were (an AMP loss scaler is reset
+  for the next update).  It still counts as an update: ``num_updates``, the LR schedule, EMA,
+  the joint/slimIPL schedules and ``max_update`` advance as for a taken one, alike on every rank;
 - after ``task.nonfinite_patience`` such updates in a row the run stops through fairseq's
   ``FloatingPointError`` path (``crash.pt`` + NanDetector) with a message saying what to do.
+
+Not supported: DDP with ``ddp_backend=c10d`` (or ``pytorch_ddp``) and
+``find_unused_parameters=true``, whose reducer refuses gradients for parameters the forward
+pass did not use; a bad batch there stops the run with a message (the plugin's configs use
+``legacy_ddp``).
 """
 import bisect
 import logging
@@ -25,6 +34,7 @@ from typing import List, Optional
 import torch
 from fairseq.data import ConcatDataset
 from fairseq.distributed import utils as distributed_utils
+from fairseq.optim.amp_optimizer import AMPOptimizer
 
 logger = logging.getLogger(__name__)
 
@@ -77,32 +87,67 @@ def _nan_flags(output) -> list:
     return []
 
 
+def _data_parallel_world_size() -> int:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return distributed_utils.get_data_parallel_world_size()
+    return 1
+
+
+def _find_unused_ddp(model) -> bool:
+    """Whether ``model`` is (or wraps, as fairseq's ModuleProxyWrapper does) a torch DDP module
+    that looks for unused parameters."""
+    while model is not None:
+        if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            return bool(model.find_unused_parameters)
+        model = getattr(model, "module", None)
+    return False
+
+
+def zero_loss(model, dtype: torch.dtype, device) -> torch.Tensor:
+    """The stand-in for a non-finite loss: exactly 0, with a backward pass that changes nothing.
+
+    One process: a leaf zero; no parameter gets a gradient it would not have had.  Several ranks:
+    0 * one element of each trainable parameter, so every parameter gets an all-zero gradient and
+    DDP's all-reduce runs as on the other ranks (exactly 0 in fp16 too: a sum over a whole fp16
+    tensor can overflow, and inf * 0 is NaN)."""
+    if _data_parallel_world_size() == 1:
+        # not the leaf itself: fairseq scales dummy batches' losses in place (loss *= 0)
+        return torch.zeros((), dtype=dtype, device=device, requires_grad=True).clone()
+    if _find_unused_ddp(model):
+        raise FloatingPointError(
+            "a batch had a non-finite loss, and under DDP with find_unused_parameters=true it cannot be left "
+            "out of the update (the reducer refuses gradients for parameters the forward pass did not use): "
+            "use distributed_training.ddp_backend=legacy_ddp, or find_unused_parameters=false, to have such "
+            "batches skipped and reported; check the data: python -m data_prep.check --data DATA --read-audio"
+        )
+    return sum(p.reshape(-1)[0] * 0.0 for p in model.parameters() if p.requires_grad).to(dtype)
+
+
 class _Guarded:
-    """Calls the criterion; a non-finite loss becomes a zero over the model's parameters."""
+    """Calls the criterion; a non-finite loss becomes an exact zero (``zero_loss``)."""
 
     def __init__(self, task: "NonFiniteGuard", criterion, update_num: int, dummy: bool):
         self.task, self.criterion, self.update_num, self.dummy = task, criterion, update_num, dummy
 
     def __call__(self, model, sample, *args, **kwargs):
         nan_outputs = []
-        hook = model.register_forward_hook(lambda module, inputs, output: nan_outputs.extend(_nan_flags(output)))
+        hooks = [m.register_forward_hook(lambda module, inputs, output: nan_outputs.extend(_nan_flags(output)))
+                 for m in self.task.nonfinite_watched(model, sample)]
         try:
             loss, sample_size, log = self.criterion(model, sample, *args, **kwargs)
         finally:
-            hook.remove()
+            for hook in hooks:
+                hook.remove()
         # One host sync for both: a CTC loss with zero_infinity is finite (0) over NaN outputs,
         # while its gradient is NaN.
         finite = not bool(torch.stack([~torch.isfinite(loss.detach()).all(), *nan_outputs]).any())
         self.task._nonfinite_seen(self.update_num, bad=not finite, dummy=self.dummy)
         if finite:
-            return loss, sample_size, log
+            return loss, sample_size, dict(log, nonfinite=0)
         if not self.dummy:
             self.task._report_nonfinite(loss, sample, self.update_num)
-        # 0 * one element of each parameter: every parameter gets an all-zero gradient, and the
-        # stand-in is exactly 0 (a sum over a whole fp16 tensor can overflow: inf * 0 is NaN).
-        zero = sum(p.reshape(-1)[0] * 0.0 for p in model.parameters() if p.requires_grad)
         log = dict({k: _finite_or_zero(v) for k, v in log.items()}, nonfinite=0 if self.dummy else 1)
-        return zero.to(loss.dtype), 0, log
+        return zero_loss(model, loss.dtype, loss.device), 0, log
 
 
 class NonFiniteGuard:
@@ -121,7 +166,7 @@ class NonFiniteGuard:
                                   update_num, ignore_grad, **kwargs)
 
     def optimizer_step(self, optimizer, model, update_num):
-        if not self.skip_nonfinite_update(model, update_num):
+        if not self.skip_nonfinite_update(model, update_num, optimizer):
             super().optimizer_step(optimizer, model, update_num)
 
     def reduce_metrics(self, logging_outputs, criterion):
@@ -130,6 +175,10 @@ class NonFiniteGuard:
 
     def guard(self, criterion, update_num: int, ignore_grad: bool) -> _Guarded:
         return _Guarded(self, criterion, update_num, dummy=ignore_grad)
+
+    def nonfinite_watched(self, model, sample) -> list:
+        """The modules whose outputs are checked for NaN: those the criterion calls."""
+        return [model]
 
     def _nonfinite_seen(self, update_num: int, bad: bool, dummy: bool) -> None:
         if self._nf_update != update_num:
@@ -164,11 +213,12 @@ class NonFiniteGuard:
             "recurs for any batch, the run is diverging: lower the learning rate or raise warm-up"
         )
 
-    def skip_nonfinite_update(self, model, update_num: int) -> bool:
-        """True when every batch of this update, on every rank, had a non-finite loss."""
+    def skip_nonfinite_update(self, model, update_num: int, optimizer=None) -> bool:
+        """True when every batch of this update, on every rank, had a non-finite loss.  Pass the
+        optimizer: an AMP loss scaler that unscaled this update's gradients is reset, or its next
+        update fails ("unscale_() has already been called")."""
         n_bad, n_all = self._nf_counts if self._nf_update == update_num else (0, 0)
-        if torch.distributed.is_available() and torch.distributed.is_initialized() \
-                and distributed_utils.get_data_parallel_world_size() > 1:
+        if _data_parallel_world_size() > 1:
             device = next(model.parameters()).device
             counts = torch.tensor([n_bad, n_all], dtype=torch.long, device=device)
             counts = distributed_utils.all_reduce(counts, group=distributed_utils.get_data_parallel_group())
@@ -177,6 +227,8 @@ class NonFiniteGuard:
             self._nf_streak = 0
             return False
         self._nf_streak += 1
+        if isinstance(optimizer, AMPOptimizer):  # what step() would have done, at the same scale
+            optimizer.scaler.update(optimizer.scaler.get_scale())
         patience = self.cfg.nonfinite_patience
         logger.warning(f"update {update_num + 1} skipped: the loss of every batch was non-finite "
                        f"({self._nf_streak} such update(s) in a row)")

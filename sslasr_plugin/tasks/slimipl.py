@@ -187,7 +187,7 @@ class SlimIplTask(JointTask):
         return super().valid_step(sample, model, criterion)  # validates the model, not its EMA
 
     def optimizer_step(self, optimizer, model, update_num):
-        if not self.skip_nonfinite_update(model, update_num):
+        if not self.skip_nonfinite_update(model, update_num, optimizer):
             FairseqTask.optimizer_step(self, optimizer, model, update_num)
 
     def _lower_dropout(self, model) -> None:
