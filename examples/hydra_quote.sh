@@ -9,3 +9,13 @@ hq() {
     esac
     printf "'%s'" "${1//\'/\\\'}"
 }
+
+# hq_check PATH...: stop the script (exit 2) unless every PATH can be quoted.  Call it on the
+# script's paths first: a failing hq inside "$(...)" in a command's arguments does not stop a
+# `set -e` script, which would run fairseq with an empty value instead.
+hq_check() {
+    local value
+    for value in "$@"; do
+        hq "$value" >/dev/null || exit 2
+    done
+}

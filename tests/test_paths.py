@@ -6,6 +6,8 @@ import re
 import shutil
 import sys
 
+import pytest
+
 from conftest import generate, hydra_train, run_cli
 
 WEIRD = "d'ata, ü (1) \"q\""
@@ -22,6 +24,18 @@ def test_ctc_demo_script_in_a_directory_with_quotes_commas_and_non_ascii(tmp_pat
     table = (exp / "results.md").read_text()
     assert re.search(r"^\| test \| 8 \|", table, flags=re.M) and re.search(r"^\| test_ood \| 8 \|", table, flags=re.M)
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("script", ["ctc", "csl", "joint", "slimipl", "ssl"])
+def test_a_path_hydra_cannot_take_stops_every_demo_script_first(tmp_path, script):
+    """A backslash at the end (or before a quote) cannot be quoted for hydra: the script stops
+    with exit 2 and says so, before any tool runs, instead of passing fairseq an empty value."""
+    bad = tmp_path / "exp\\"
+    proc = run_cli(["env", f"EXP={bad}", f"DATA={tmp_path / 'none'}", "bash", f"examples/{script}/run_demo.sh"],
+                   check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "hydra cannot take" in proc.stderr and "rename it" in proc.stderr
+    assert not (tmp_path / "none").exists() and not bad.exists()
 
 
 def _weird_copy(corpus, dst):

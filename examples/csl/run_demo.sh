@@ -18,6 +18,7 @@ DATA=$(realpath -m "${DATA:-data/demo}")
 TEACHER=$(realpath -m "${TEACHER:-exp/demo_ctc/checkpoint_best.pt}")
 PL=$(realpath -m "${PL:-data/demo_pl}")
 EXP=$(realpath -m "${EXP:-exp}")
+hq_check "$DATA" "$TEACHER" "$PL" "$EXP"
 PRETRAIN_UPDATES=${PRETRAIN_UPDATES:-500}
 FT_UPDATES=${FT_UPDATES:-1000}
 ARMS=${ARMS:-csl ce_pl}

@@ -9,6 +9,7 @@ set -euo pipefail
 source "$(dirname "$0")/../hydra_quote.sh"
 DATA=$(realpath -m "${DATA:-data/demo}")
 EXP=$(realpath -m "${EXP:-exp/demo_ctc}")
+hq_check "$DATA" "$EXP"
 PRESET=${PRESET:-demo}
 
 start=$(date +%s)

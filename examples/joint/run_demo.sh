@@ -10,6 +10,7 @@ set -euo pipefail
 source "$(dirname "$0")/../hydra_quote.sh"
 DATA=$(realpath -m "${DATA:-data/demo}")
 EXP=$(realpath -m "${EXP:-exp}")
+hq_check "$DATA" "$EXP"
 SUP=${SUP_UPDATES:-1000}
 ARMS=${ARMS:-supervised_only joint two_stage single_optimizer lr_ratio_4}
 

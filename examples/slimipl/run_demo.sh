@@ -14,6 +14,7 @@ source "$(dirname "$0")/../hydra_quote.sh"
 DATA=$(realpath -m "${DATA:-data/demo}")
 EXP=$(realpath -m "${EXP:-exp}")
 INIT=$(realpath -m "${INIT:-exp/demo_ctc/checkpoint_best.pt}")
+hq_check "$DATA" "$EXP" "$INIT"
 UPDATES=${UPDATES:-400}
 CACHE=${CACHE:-50}
 ARMS=${ARMS:-supervised_only hard soft soft_ctc_mix soft_blank}

@@ -12,6 +12,7 @@ set -euo pipefail
 source "$(dirname "$0")/../hydra_quote.sh"
 DATA=$(realpath -m "${DATA:-data/demo}")
 EXP=$(realpath -m "${EXP:-exp/ssl}")
+hq_check "$DATA" "$EXP"
 PRE=${PRE_UPDATES:-300}
 FT=${FT_UPDATES:-400}
 CLUSTERS=${CLUSTERS:-100}
