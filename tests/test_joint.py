@@ -148,7 +148,7 @@ def test_resume_restores_both_optimizer_states_and_the_schedule(tiny_corpus, tmp
 
 
 def test_run_killed_with_sigkill_resumes_both_optimizer_states_and_the_schedule(tiny_corpus, tmp_path):
-    """Killed (SIGKILL) after update 5, checkpoint at update 3: the resumed run redoes updates
+    """Killed (SIGKILL) after update 4, checkpoint at update 3 (the next one, at 6, two updates away): the resumed run redoes updates
     4-6 on the same schedule, and ends with the step counts of an uninterrupted 6-update run in
     both moment sets, i.e. both optimizer states came back from the checkpoint, not afresh."""
     straight = _train(tiny_corpus, tmp_path / "straight", "optimization.max_update=6")
@@ -161,7 +161,7 @@ def test_run_killed_with_sigkill_resumes_both_optimizer_states_and_the_schedule(
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in proc.stdout:
-        if re.search(r"num_updates=5,", line):
+        if re.search(r"num_updates=4,", line):
             proc.send_signal(signal.SIGKILL)
             break
     proc.wait(timeout=60)
