@@ -1,7 +1,9 @@
 import numpy as np
+import pytest
 import torch
 
-from sslasr_plugin.data.label_aware_batching import label_aware_batches, pair_coverage
+from sslasr_plugin.data import label_aware_batching
+from sslasr_plugin.data.label_aware_batching import LabelSets, label_aware_batches, pair_coverage
 
 
 def _synthetic(n=400, vocab=30, seed=0):
@@ -113,3 +115,55 @@ def test_resume_mid_epoch_continues_with_the_same_batches():
     resumed.load_state_dict(state)
     rest = list(resumed.next_epoch_itr(shuffle=True))
     assert consumed + rest == epoch2 and len(rest) > 5 and epoch2 != epoch1
+
+
+def _reference_coverage(batches, labels):
+    """pair_coverage spelled out with sets and dicts."""
+    paired = total = 0
+    for batch in batches:
+        counts = {}
+        for utt in batch:
+            for label in set(np.asarray(labels[utt]).tolist()):
+                counts[label] = counts.get(label, 0) + 1
+        total += len(counts)
+        paired += sum(c >= 2 for c in counts.values())
+    return paired / total
+
+
+@pytest.mark.parametrize("cells", [None, 7], ids=["presence matrix", "sorted keys, small chunks"])
+def test_label_sets_hold_each_utterances_distinct_labels_rarest_first(monkeypatch, cells):
+    """The bitmasks the sampler works on: bit r of utterance u is set iff u holds the label of
+    rank r; ranks go from the label held by the fewest utterances up.  Label values need not be
+    small or positive (k-means ids, dictionary indices, anything)."""
+    if cells:  # force the fallback path (np.unique over keys) and many chunks
+        monkeypatch.setattr(label_aware_batching, "_CHUNK_CELLS", cells)
+        monkeypatch.setattr(label_aware_batching, "_CHUNK_FRAMES", 25)
+    rng = np.random.default_rng(3)
+    values = np.array([-5, 0, 7, 1000, 10**9])
+    labels = [rng.choice(values, size=rng.integers(0, 12), p=[0.05, 0.4, 0.3, 0.2, 0.05]) for _ in range(300)]
+    sets = LabelSets(labels)
+    holders = {v: sum(v in set(lab.tolist()) for lab in labels) for v in values.tolist()}
+    assert sets.vocab.tolist() == sorted(v for v in holders if holders[v])
+    rank = dict(zip(sets.vocab.tolist(), sets.rank_of.tolist()))
+    assert [holders[v] for v in sorted(rank, key=rank.get)] == sorted(h for h in holders.values() if h)
+    for lab, mask in zip(labels, sets.masks):
+        assert mask == sum(1 << rank[v] for v in set(lab.tolist()))
+    batches = [list(range(i, min(i + 7, 300))) for i in range(0, 300, 7)]
+    assert pair_coverage(batches, sets) == pair_coverage(batches, labels) == _reference_coverage(batches, labels)
+
+
+def test_label_sets_built_once_give_the_same_batches():
+    labels, sizes = _synthetic()
+    sets = LabelSets(labels)
+    assert label_aware_batches(sets, sizes, 640000, 3, 2) == label_aware_batches(labels, sizes, 640000, 3, 2)
+
+
+def test_utterances_too_long_to_pair_end_up_alone():
+    """A label held only by two utterances that cannot share a batch, and utterances without
+    labels: every utterance is still used once, within budget, and the epoch ends."""
+    labels = [np.array([1, 2]), np.array([1, 2]), np.array([9]), np.array([9]), np.zeros(0, np.int64), np.array([2])]
+    sizes = np.array([100, 100, 700, 800, 50, 100])
+    batches = label_aware_batches(labels, sizes, 1000, 1, 1)
+    assert sorted(u for b in batches for u in b) == list(range(6))
+    assert all(max(sizes[u] for u in b) * len(b) <= 1000 for b in batches)
+    assert [2] in batches and [3] in batches

@@ -3,76 +3,173 @@
 The CSL loss needs, for every sampled frame, another frame with the same pseudo-label in the
 batch.  LAB builds each batch by repeatedly taking the rarest label that the batch does not yet
 hold twice and adding utterances that contain it (two for a label the batch lacks, one for a
-label it holds once), until the token budget is spent.  Each utterance is used at most once per
-epoch; the result depends only on (seed, epoch).
+label it holds once; labels held once are served first), until the token budget is spent.
+Each utterance is used at most once per epoch; the result depends only on (seed, epoch).
+
+"Rarest" is by the number of utterances holding the label in the corpus.  That order is fixed
+for the run (ties broken by label value), which lets a batch's labels live in one integer
+bitmask: the next label to serve is the lowest set bit of a few bitwise operations, not a heap
+over the inventory.  An epoch for 1M utterances takes seconds (benchmarks/lab_batches.py).
 
 This module is a sampler (it decides what goes into a batch) and knows nothing of tensors.
 """
 import bisect
-import heapq
 import random
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
+
+_CHUNK_CELLS = 1 << 26  # presence-matrix cells per chunk when reading the label sets
+_CHUNK_FRAMES = 1 << 24  # labels read per chunk
+
+
+class LabelSets:
+    """The distinct labels of every utterance, computed once (the sampler runs every epoch).
+
+    Labels are renumbered rarest first: ``rank_of[i]`` is the rank of ``vocab[i]`` (0: held by
+    the fewest utterances).  Per utterance: ``masks[u]``, an int with bit r set for each rank r
+    it holds; ``pair_utt``/``pair_rank``: the same as flat arrays, grouped by utterance
+    (utterance u: ``bounds[u]:bounds[u + 1]``)."""
+
+    def __init__(self, utt_labels: Sequence[np.ndarray]):
+        n = len(utt_labels)
+        lengths = np.fromiter((len(lab) for lab in utt_labels), np.int64, n)
+        utt_parts, label_parts = [], []
+        for a, b in _chunks(lengths, n, _CHUNK_FRAMES):
+            flat = np.concatenate([np.asarray(lab, dtype=np.int64).reshape(-1) for lab in utt_labels[a:b]]
+                                  + [np.zeros(0, np.int64)])
+            local = np.repeat(np.arange(b - a), lengths[a:b])
+            if flat.size == 0:
+                continue
+            lo, hi = int(flat.min()), int(flat.max())
+            span = hi - lo + 1
+            if span * (b - a) <= _CHUNK_CELLS:  # a presence matrix: linear, no sort
+                present = np.zeros((b - a, span), dtype=bool)
+                present[local, flat - lo] = True
+                rows, cols = np.nonzero(present)
+            else:
+                if span > (1 << 62) // max(b - a, 1):
+                    raise ValueError(f"labels span {lo}..{hi}: too wide for label-aware batching; renumber them")
+                keys = np.unique(local * span + (flat - lo))
+                rows, cols = keys // span, keys % span
+            utt_parts.append(rows + a)
+            label_parts.append(cols + lo)
+        # pairs (utterance, label), grouped by utterance: the chunks are in order and each
+        # chunk's pairs come out sorted by (utterance, label)
+        pair_utt = np.concatenate(utt_parts + [np.zeros(0, np.int64)]).astype(np.int64)
+        raw = np.concatenate(label_parts + [np.zeros(0, np.int64)]).astype(np.int64)
+        if raw.size and raw.min() >= 0 and raw.max() < (1 << 24):  # renumber without a sort
+            present = np.bincount(raw) > 0
+            self.vocab = np.flatnonzero(present)
+            dense = (np.cumsum(present) - 1)[raw]
+        else:
+            self.vocab, dense = np.unique(raw, return_inverse=True)
+        holders = np.bincount(dense, minlength=len(self.vocab))
+        order = np.lexsort((self.vocab, holders))  # rarest first, then by label value
+        self.rank_of = np.empty(len(self.vocab), np.int64)
+        self.rank_of[order] = np.arange(len(self.vocab))
+        self.pair_utt, self.pair_rank = pair_utt, self.rank_of[dense]
+        self.bounds = np.searchsorted(pair_utt, np.arange(n + 1))
+        self.masks: List[int] = _masks(self.pair_utt, self.pair_rank, n, len(self.vocab))
+
+    def __len__(self) -> int:
+        return len(self.masks)
+
+
+def _chunks(lengths: np.ndarray, n: int, frames: int):
+    """(start, end) utterance ranges of about ``frames`` labels each (at least one utterance)."""
+    ends = np.cumsum(lengths)
+    a = 0
+    while a < n:
+        b = int(np.searchsorted(ends, (ends[a - 1] if a else 0) + frames, side="right"))
+        b = min(max(b, a + 1), n)
+        yield a, b
+        a = b
+
+
+def _masks(pair_utt: np.ndarray, pair_rank: np.ndarray, n: int, vocab: int) -> List[int]:
+    """One int per utterance with bit r set for each rank r it holds (packed bytes, not a
+    Python loop over labels)."""
+    masks: List[int] = []
+    width = (vocab + 7) // 8 or 1
+    rows_per_chunk = max(1, _CHUNK_CELLS // (8 * width))
+    starts = np.searchsorted(pair_utt, np.arange(0, n + rows_per_chunk, rows_per_chunk))
+    for c, a in enumerate(range(0, n, rows_per_chunk)):
+        b = min(n, a + rows_per_chunk)
+        bits = np.zeros((b - a, 8 * width), dtype=bool)
+        lo, hi = starts[c], starts[c + 1]
+        bits[pair_utt[lo:hi] - a, pair_rank[lo:hi]] = True
+        packed = np.packbits(bits, axis=1, bitorder="little").tobytes()
+        masks.extend(int.from_bytes(packed[i * width:(i + 1) * width], "little") for i in range(b - a))
+    return masks
+
+
+def _label_sets(utt_labels: Union[LabelSets, Sequence[np.ndarray]]) -> LabelSets:
+    return utt_labels if isinstance(utt_labels, LabelSets) else LabelSets(utt_labels)
 
 
 class _LabelPool:
     """Which unused utterances hold each label, sorted by size, for random draws among those
     that fit a batch's remaining budget.
 
-    Fast for large corpora (1M utterances in seconds): a draw is a bisection for the budget and a
-    few random probes; used utterances are dropped from a label's list when probes keep hitting
-    them.  An utterance is marked used only once its pair is complete, so "used" only grows."""
+    A draw is a bisection for the budget and a few random probes; used utterances are dropped
+    from a label's list when probes keep hitting them.  An utterance is marked used only once
+    its pair is complete, so "used" only grows.  ``active``: a bitmask of the labels that may
+    still start a pair; a label leaves it when a draw over its whole list finds fewer than two
+    unused utterances (no per-label counts to keep up to date for every used utterance)."""
 
     PROBES = 16
 
-    def __init__(self, utt_labels: Sequence[np.ndarray], sizes: np.ndarray, rng: np.random.Generator,
-                 unusable: np.ndarray):
+    def __init__(self, sets: LabelSets, sizes: np.ndarray, rng: np.random.Generator, unusable: np.ndarray):
         self.sizes = sizes.tolist()
-        unique = [np.unique(lab) for lab in utt_labels]
-        self.labels = [lab.tolist() for lab in unique]
         self.used = unusable.tolist()  # a list: indexing it from Python is far cheaper than numpy's
         self.unused = len(self.used) - sum(self.used)
-        # (label, utterance) pairs of usable utterances, sorted by label, then size: one list each.
-        label_of = np.concatenate(unique + [np.zeros(0, np.int64)]).astype(np.int64)
-        utt_of = np.repeat(np.arange(len(unique)), [len(lab) for lab in unique])
-        keep = ~unusable[utt_of]
-        label_of, utt_of = label_of[keep], utt_of[keep]
-        order = np.lexsort((sizes[utt_of], label_of))
-        label_of, utt_of = label_of[order], utt_of[order]
-        labels, starts = np.unique(label_of, return_index=True)
-        bounds = list(zip(labels.tolist(), starts.tolist(), starts[1:].tolist() + [len(label_of)]))
-        self.index = {label: utt_of[a:b].tolist() for label, a, b in bounds}
-        self.keys = {label: sizes[utt_of[a:b]].tolist() for label, a, b in bounds}
-        self.left = {label: b - a for label, a, b in bounds}  # unused utterances holding it
+        # (label, utterance) pairs of usable utterances grouped by label, each group by size:
+        # the utterances' groups gathered in size order, then a stable sort by label
+        by_size = np.argsort(sizes, kind="stable")
+        by_size = by_size[~unusable[by_size]]
+        starts, counts = sets.bounds[by_size], np.diff(sets.bounds)[by_size]
+        pos = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
+        utt_of, rank_of = sets.pair_utt[pos], sets.pair_rank[pos]
+        key = rank_of.astype(np.uint16) if len(sets.vocab) <= 1 << 16 else rank_of  # radix sort when it can
+        order = np.argsort(key, kind="stable")
+        utt_of, rank_of = utt_of[order], rank_of[order]
+        bounds = np.searchsorted(rank_of, np.arange(len(sets.vocab) + 1)).tolist()
+        self.index = [utt_of[a:b].tolist() for a, b in zip(bounds, bounds[1:])]
+        self.keys = [sizes[utt_of[a:b]].tolist() for a, b in zip(bounds, bounds[1:])]
+        self.active = sum(1 << r for r, (a, b) in enumerate(zip(bounds, bounds[1:])) if b - a >= 2)
         self.random = random.Random(int(rng.integers(2**63)))
 
     def set_used(self, utt: int) -> None:
         self.used[utt] = True
         self.unused -= 1
-        for label in self.labels[utt]:
-            self.left[label] -= 1
 
     def candidate(self, label: int, cap: int, exclude: List[int]) -> Optional[int]:
         """A random unused utterance holding ``label``, not in ``exclude``, of size <= ``cap``."""
-        utts, used = self.index[label], self.used
+        utts, used, draw = self.index[label], self.used, self.random.random
         fit = bisect.bisect_right(self.keys[label], cap)
-        for _ in range(self.PROBES if fit else 0):
-            utt = utts[self.random.randrange(fit)]
-            if not used[utt] and utt not in exclude:
-                return utt
-        if not fit:
-            return None
-        # The probes kept hitting used utterances: drop those among the fitting ones, draw again.
-        kept = [u for u in utts[:fit] if not used[u]]
-        utts[:fit] = kept
-        self.keys[label][:fit] = [self.sizes[u] for u in kept]
-        free = [u for u in kept if u not in exclude]
-        return free[self.random.randrange(len(free))] if free else None
+        if fit:
+            for _ in range(self.PROBES):
+                utt = utts[int(draw() * fit)]
+                if not used[utt] and utt not in exclude:
+                    return utt
+            # The probes kept hitting used utterances: drop those among the fitting ones, draw again.
+            whole = fit == len(utts)
+            kept = [u for u in utts[:fit] if not used[u]]
+            utts[:fit] = kept
+            self.keys[label][:fit] = [self.sizes[u] for u in kept]
+            free = [u for u in kept if u not in exclude]
+            if free:
+                return free[int(draw() * len(free))]
+            if whole and len(kept) < 2:  # fewer than two unused utterances hold it at all
+                self.active &= ~(1 << label)
+        elif not utts:
+            self.active &= ~(1 << label)
+        return None
 
 
 def label_aware_batches(
-    utt_labels: Sequence[np.ndarray],
+    utt_labels: Union[LabelSets, Sequence[np.ndarray]],
     sizes: np.ndarray,
     max_tokens: int,
     seed: int,
@@ -81,55 +178,61 @@ def label_aware_batches(
 ) -> List[List[int]]:
     """Batches (lists of utterance indices) for one epoch.
 
-    utt_labels[i]: the pseudo-labels of utterance i (any int array; repeats are fine).
+    utt_labels[i]: the pseudo-labels of utterance i (any int array; repeats are fine), or a
+    ``LabelSets`` of them (build it once when calling every epoch).
     sizes[i]: its length in the unit of max_tokens (samples for raw audio, as in fairseq);
     a batch's cost is max(size) * len(batch), fairseq's padded-batch rule.
     Utterances longer than max_tokens are never used.  A label is paired whenever the budget
     allows; a label held by the batch once when no utterance holding it fits any more stays
     single (``pair_coverage`` measures how often).
     """
+    sets = _label_sets(utt_labels)
     rng = np.random.default_rng([seed, epoch])
     sizes = np.asarray(sizes)
-    pool = _LabelPool(utt_labels, sizes, rng, sizes > max_tokens)
+    unusable = sizes > max_tokens
+    pool = _LabelPool(sets, sizes, rng, unusable)
+    smallest = int(sizes[~unusable].min()) if pool.unused else 0
+    masks, psizes, candidate = sets.masks, pool.sizes, pool.candidate
+    limit = max_sentences if max_sentences is not None else len(psizes) + 1
     batches: List[List[int]] = []
-    tie_break = pool.random.random
     while pool.unused:
         batch: List[int] = []
-        count: Dict[int, int] = {}
         longest = 0  # size of the batch's longest utterance
-
-        def cap() -> int:
-            """The largest utterance one more member of the batch may be (-1: none fits)."""
+        once = twice = failed = 0  # label bitmasks: held once, held twice or more, no fitting utterance
+        while True:
             n = len(batch) + 1
-            if (max_sentences is not None and n > max_sentences) or longest * n > max_tokens:
-                return -1
-            return max_tokens // n
-
-        # Labels to serve, rarest first: (priority, random tie-break, label); labels the batch
-        # holds once are pushed with priority -1 so that they are paired first.
-        heap = [(pool.left[lab], tie_break(), lab) for lab in pool.index if pool.left[lab] >= 2]
-        heapq.heapify(heap)
-        while heap:
-            _, _, label = heapq.heappop(heap)
-            need = 2 - count.get(label, 0)
-            picked = []
-            while len(picked) < need:
-                utt = pool.candidate(label, cap(), picked)
+            if n > limit or longest * n > max_tokens or max_tokens // n < smallest:
+                break  # full: no utterance fits any more
+            # Held once: complete the pair first.  Else the rarest label the batch lacks.
+            want = once & ~twice & ~failed
+            need = 1
+            if not want:
+                want, need = pool.active & ~once & ~failed, 2
+                if not want:
+                    break
+            bit = want & -want
+            label = bit.bit_length() - 1
+            picked: List[int] = []
+            for _ in range(need):
+                n = len(batch) + 1  # the largest utterance one more member may be
+                cap = -1 if n > limit or longest * n > max_tokens else max_tokens // n
+                utt = candidate(label, cap, picked) if cap >= smallest else None
                 if utt is None:
                     break
                 picked.append(utt)
                 batch.append(utt)
-                longest = max(longest, pool.sizes[utt])
+                longest = max(longest, psizes[utt])
             if len(picked) < need:  # the pair cannot be completed: take the utterances out again
-                del batch[len(batch) - len(picked):]
-                longest = max((pool.sizes[u] for u in batch), default=0)
+                failed |= bit
+                if picked:
+                    del batch[len(batch) - len(picked):]
+                    longest = max((psizes[u] for u in batch), default=0)
                 continue
             for utt in picked:
                 pool.set_used(utt)
-                for lab in pool.labels[utt]:
-                    count[lab] = count.get(lab, 0) + 1
-                    if count[lab] == 1:
-                        heapq.heappush(heap, (-1, tie_break(), lab))
+                m = masks[utt]
+                twice |= once & m
+                once |= m
         if not batch:
             # What is left holds only labels no other unused utterance has: one per batch.
             batches.extend([u] for u, used in enumerate(pool.used) if not used)
@@ -138,14 +241,16 @@ def label_aware_batches(
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def pair_coverage(batches: List[List[int]], utt_labels: Sequence[np.ndarray]) -> float:
+def pair_coverage(batches: List[List[int]], utt_labels: Union[LabelSets, Sequence[np.ndarray]]) -> float:
     """Fraction of (batch, label) occurrences whose label is held by >= 2 of the batch's utterances."""
+    masks = _label_sets(utt_labels).masks
     paired = total = 0
     for batch in batches:
-        counts: Dict[int, int] = {}
+        once = twice = 0
         for utt in batch:
-            for label in np.unique(utt_labels[utt]).tolist():
-                counts[label] = counts.get(label, 0) + 1
-        total += len(counts)
-        paired += sum(1 for c in counts.values() if c >= 2)
+            m = masks[utt]
+            twice |= once & m
+            once |= m
+        total += once.bit_count()
+        paired += twice.bit_count()
     return paired / max(total, 1)

@@ -11,7 +11,7 @@ from fairseq.tasks import register_task
 from fairseq.tasks.hubert_pretraining import HubertPretrainingConfig, HubertPretrainingTask
 from omegaconf import II
 
-from ..data.label_aware_batching import label_aware_batches, pair_coverage
+from ..data.label_aware_batching import LabelSets, label_aware_batches, pair_coverage
 from ..data.validate import check_audio_exists, check_frame_labels, check_labels, read_manifest
 from ..models.wav2vec2 import load_encoder_weights
 from .nonfinite import NONFINITE_PATIENCE_HELP, NonFiniteGuard
@@ -53,11 +53,11 @@ class FrameLabelsTask(NonFiniteGuard, HubertPretrainingTask):
                 check_frame_labels(tsv, path, rows, self.cfg.label_rate, self.cfg.sample_rate)
         super().load_dataset(split, **kwargs)
 
-    def utterance_labels(self, dataset):
-        """The first label stream of every utterance, as numpy arrays (read once per dataset)."""
-        if not hasattr(dataset, "_sslasr_utt_labels"):
-            dataset._sslasr_utt_labels = [dataset.get_label(i, 0).numpy() for i in range(len(dataset))]
-        return dataset._sslasr_utt_labels
+    def utterance_labels(self, dataset) -> LabelSets:
+        """The distinct labels of every utterance in the first label stream (read once per dataset)."""
+        if not hasattr(dataset, "_sslasr_label_sets"):
+            dataset._sslasr_label_sets = LabelSets([dataset.get_label(i, 0).numpy() for i in range(len(dataset))])
+        return dataset._sslasr_label_sets
 
     def get_batch_iterator(self, dataset, max_tokens=None, max_sentences=None, max_positions=None,
                            ignore_invalid_inputs=False, required_batch_size_multiple=1, seed=1, num_shards=1,
