@@ -13,6 +13,7 @@ A parameter takes no part in a mode's step when its gradient is missing or entir
 (the CTC head in a contrastive update; fairseq's fp16 master copies and legacy DDP zero-fill
 missing gradients): its moments, step count and weight are left exactly as they were.
 """
+import math
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, List
@@ -107,49 +108,65 @@ class DualAdam(torch.optim.Optimizer):
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
-            clip_coef = self._clip_coef(params, group["clip_norm"].get(mode, 0.0))
-            lr = group["lr"] * group["lr_scale"][mode]
-            key = "shared" if group["shared_state"] else mode
-            beta1, beta2 = group["betas"]
-            for p in params:
-                self._update(p, self.state[p], key, lr, beta1, beta2, group["eps"], group["weight_decay"], clip_coef)
+            if params:
+                self._step_group(group, mode, params)
         return loss
 
-    @staticmethod
-    def _clip_coef(params, max_norm: float):
-        if max_norm <= 0 or not params:
-            return None
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad.float()) for p in params]))
-        return (max_norm / (norm + 1e-6)).clamp(max=1.0)
+    def _step_group(self, group, mode: str, params: list) -> None:
+        """One mode's AdamW step over the parameters that took part in its loss, with
+        multi-tensor (foreach) kernels: a handful of launches per step, not ten per parameter."""
+        grads = [p.grad if p.grad.dtype == torch.float32 else p.grad.float() for p in params]
+        # One pass over the gradients and one host sync for all: which parameters took part
+        # (a gradient norm of 0 means all zeros) and the mode's total norm for clipping.
+        norms = torch.stack(torch._foreach_norm(grads))
+        host = torch.cat([norms, torch.linalg.vector_norm(norms).view(1)]).tolist()
+        used, norm = host[:-1], host[-1]
+        max_norm = group["clip_norm"].get(mode, 0.0)
+        clip = min(1.0, max_norm / (norm + 1e-6)) if max_norm > 0 else 1.0
+        keep = [i for i, u in enumerate(used) if u > 0]
+        if not keep:
+            return
+        params, grads = [params[i] for i in keep], [grads[i] for i in keep]
+        key = "shared" if group["shared_state"] else mode
+        states = [self._state(p, key) for p in params]
+        steps = []
+        for state in states:  # step counts live on the CPU: no device sync to read them
+            state["step"] += 1
+            steps.append(float(state["step"]))
+        lr = group["lr"] * group["lr_scale"][mode]
+        beta1, beta2 = group["betas"]
+        exp_avgs = [state["exp_avg"] for state in states]
+        exp_avg_sqs = [state["exp_avg_sq"] for state in states]
+        # clipping folded into the moment updates: (c g) and (c g)^2
+        torch._foreach_mul_(exp_avgs, beta1)
+        torch._foreach_add_(exp_avgs, grads, alpha=(1 - beta1) * clip)
+        torch._foreach_mul_(exp_avg_sqs, beta2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=(1 - beta2) * clip * clip)
+        # AdamW's update lr/c1 * m / (sqrt(v)/s + eps), with c1, c2 = 1 - beta^step and s = sqrt(c2),
+        # written as lr*s/c1 * m / (sqrt(v) + eps*s): the same value without a pass dividing by s.
+        root_c2 = [math.sqrt(1 - beta2**k) for k in steps]
+        denom = torch._foreach_sqrt(exp_avg_sqs)
+        torch._foreach_add_(denom, [group["eps"] * s for s in root_c2])
+        p32 = [p.data if p.dtype == torch.float32 else p.data.float() for p in params]
+        if group["weight_decay"]:
+            torch._foreach_mul_(p32, 1 - lr * group["weight_decay"])
+        torch._foreach_addcdiv_(p32, exp_avgs, denom, [-lr * s / (1 - beta1**k) for s, k in zip(root_c2, steps)])
+        for p, w in zip(params, p32):
+            if w is not p.data:
+                p.data.copy_(w)
 
-    @staticmethod
-    def _update(p, param_state, key, lr, beta1, beta2, eps, weight_decay, clip_coef):
-        grad = p.grad.float()
-        if clip_coef is not None:
-            grad = grad * clip_coef.to(grad.device)
-        # 1 where this parameter took part in the loss, 0 where its gradient is all zeros;
-        # a tensor, so that no device sync is needed to skip it.
-        used = grad.ne(0).any().float()
+    def _state(self, p, key: str) -> dict:
+        param_state = self.state[p]
         state = param_state.get(key)
         if state is None:
             state = param_state[key] = {
-                "step": torch.zeros((), dtype=torch.float32, device=p.device),
+                "step": torch.zeros((), dtype=torch.float32),
                 "exp_avg": torch.zeros_like(p, dtype=torch.float32),
                 "exp_avg_sq": torch.zeros_like(p, dtype=torch.float32),
             }
+        if state["step"].device.type != "cpu":  # written by an earlier version, on the device
+            state["step"] = state["step"].cpu()
         for name in ("exp_avg", "exp_avg_sq"):  # a checkpoint loads them in the parameter's dtype
             if state[name].dtype != torch.float32:
                 state[name] = state[name].float()
-        step = state["step"] = state["step"].to(p.device) + used
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        exp_avg.mul_(1 - (1 - beta1) * used).add_(grad, alpha=1 - beta1)
-        exp_avg_sq.mul_(1 - (1 - beta2) * used).addcmul_(grad, grad, value=1 - beta2)
-        done = step.clamp(min=1)
-        denom = (exp_avg_sq / (1 - beta2**done)).sqrt_().add_(eps)
-        update = exp_avg / (1 - beta1**done) / denom
-
-        p32 = p.data.float() if p.dtype != torch.float32 else p.data
-        p32.mul_(1 - lr * weight_decay * used)
-        p32.add_(update * used, alpha=-lr)
-        if p32 is not p.data:
-            p.data.copy_(p32)
+        return state
