@@ -11,6 +11,7 @@ held at least twice, next to fairseq's own length-ordered batching
 (``data_utils.batch_by_size``) of the same sizes.
 """
 import argparse
+import resource
 import time
 
 import numpy as np
@@ -67,6 +68,7 @@ def main():
     ref = time.perf_counter() - t0
     print(f"fairseq batch_by_size (length order, no labels): {ref:.1f} s, {len(stock):,} batches; "
           f"label-aware / stock time: {lab / max(ref, 1e-9):.1f}x")
+    print(f"peak memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GB")
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ over the inventory.  An epoch for 1M utterances takes seconds (benchmarks/lab_ba
 
 This module is a sampler (it decides what goes into a batch) and knows nothing of tensors.
 """
-import bisect
 import random
+from array import array
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
@@ -68,7 +68,8 @@ class LabelSets:
         order = np.lexsort((self.vocab, holders))  # rarest first, then by label value
         self.rank_of = np.empty(len(self.vocab), np.int64)
         self.rank_of[order] = np.arange(len(self.vocab))
-        self.pair_utt, self.pair_rank = pair_utt, self.rank_of[dense]
+        rank_type = np.uint16 if len(self.vocab) <= 1 << 16 else np.int64
+        self.pair_utt, self.pair_rank = pair_utt, self.rank_of[dense].astype(rank_type)
         self.bounds = np.searchsorted(pair_utt, np.arange(n + 1))
         self.masks: List[int] = _masks(self.pair_utt, self.pair_rank, n, len(self.vocab))
 
@@ -109,61 +110,93 @@ def _label_sets(utt_labels: Union[LabelSets, Sequence[np.ndarray]]) -> LabelSets
 
 
 class _LabelPool:
-    """Which unused utterances hold each label, sorted by size, for random draws among those
-    that fit a batch's remaining budget.
+    """Which unused utterances hold each label, for random draws among those that fit a
+    batch's remaining budget.
 
-    A draw is a bisection for the budget and a few random probes; used utterances are dropped
-    from a label's list when probes keep hitting them.  An utterance is marked used only once
-    its pair is complete, so "used" only grows.  ``active``: a bitmask of the labels that may
-    still start a pair; a label leaves it when a draw over its whole list finds fewer than two
-    unused utterances (no per-label counts to keep up to date for every used utterance)."""
+    Each label's utterances are kept twice.  In a random order (per epoch): when every one of
+    them fits the budget (most draws), the draw is the first unused one after a pointer that
+    only moves forward.  Sorted by size: when the budget is tighter, a binary search for it and a few
+    random probes; used utterances are dropped from the list (vectorized) when probes keep
+    hitting them.  An utterance is marked used only once its pair is complete, so "used" only
+    grows.  ``active``: a bitmask of the labels that may still start a pair; a label leaves it
+    when a draw finds fewer than two unused utterances holding it (no per-label counts to keep
+    up to date for every used utterance)."""
 
     PROBES = 16
 
     def __init__(self, sets: LabelSets, sizes: np.ndarray, rng: np.random.Generator, unusable: np.ndarray):
-        self.sizes = sizes.tolist()
-        self.used = unusable.tolist()  # a list: indexing it from Python is far cheaper than numpy's
-        self.unused = len(self.used) - sum(self.used)
-        # (label, utterance) pairs of usable utterances grouped by label, each group by size:
-        # the utterances' groups gathered in size order, then a stable sort by label
+        sizes = sizes.astype(np.int64)
+        self.sizes = array("q", sizes.tobytes())  # Python-indexable without a list of int objects
+        self.used = bytearray(unusable.astype(np.uint8).tobytes())
+        self.used_np = np.frombuffer(self.used, dtype=np.bool_)  # the same memory, for vectorized filters
+        self.unused = int((~unusable).sum())
+        # (label, utterance) pairs of usable utterances grouped by label: within each group
+        # by size, and (a second copy) in a random order
         by_size = np.argsort(sizes, kind="stable")
-        by_size = by_size[~unusable[by_size]]
-        starts, counts = sets.bounds[by_size], np.diff(sets.bounds)[by_size]
-        pos = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(counts.sum())
-        utt_of, rank_of = sets.pair_utt[pos], sets.pair_rank[pos]
-        key = rank_of.astype(np.uint16) if len(sets.vocab) <= 1 << 16 else rank_of  # radix sort when it can
-        order = np.argsort(key, kind="stable")
-        utt_of, rank_of = utt_of[order], rank_of[order]
-        bounds = np.searchsorted(rank_of, np.arange(len(sets.vocab) + 1)).tolist()
-        self.index = [utt_of[a:b].tolist() for a, b in zip(bounds, bounds[1:])]
-        self.keys = [sizes[utt_of[a:b]].tolist() for a, b in zip(bounds, bounds[1:])]
-        self.active = sum(1 << r for r, (a, b) in enumerate(zip(bounds, bounds[1:])) if b - a >= 2)
+        utt_of, bounds = self._grouped(sets, by_size[~unusable[by_size]])
+        spans = list(zip(bounds, bounds[1:]))
+        self.by_size = [utt_of[a:b] for a, b in spans]
+        self.size_keys = [sizes[u] for u in self.by_size]
+        self.largest = [int(k[-1]) if len(k) else 0 for k in self.size_keys]
+        shuffled = rng.permutation(len(sizes))
+        utt_of, _ = self._grouped(sets, shuffled[~unusable[shuffled]])
+        self.shuffled = [array("q", utt_of[a:b].astype(np.int64).tobytes()) for a, b in spans]
+        self.next = [0] * len(spans)  # before it, every utterance of the random order is used
+        self.active = sum(1 << r for r, (a, b) in enumerate(spans) if b - a >= 2)
         self.random = random.Random(int(rng.integers(2**63)))
 
+    @staticmethod
+    def _grouped(sets: LabelSets, utts: np.ndarray):
+        """The (label, utterance) pairs of ``utts`` grouped by label, each group in the order of
+        ``utts``: their pairs gathered in that order, then a stable (radix) sort by label.
+        Returns the utterances and the group bounds."""
+        # int32 indices where they fit: these gathers over every pair are memory-bound
+        index = np.int32 if len(sets.pair_utt) < 1 << 31 else np.int64
+        starts, counts = sets.bounds[utts].astype(index), np.diff(sets.bounds)[utts].astype(index)
+        pos = np.repeat(starts - (np.cumsum(counts, dtype=index) - counts), counts)
+        pos += np.arange(len(pos), dtype=index)
+        key = sets.pair_rank[pos]  # uint16 when the inventory allows: a radix sort
+        order = np.argsort(key, kind="stable")
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(key, minlength=len(sets.vocab)))]).tolist()
+        return np.repeat(utts.astype(index), counts)[order], bounds
+
     def set_used(self, utt: int) -> None:
-        self.used[utt] = True
+        self.used[utt] = 1
         self.unused -= 1
 
     def candidate(self, label: int, cap: int, exclude: List[int]) -> Optional[int]:
         """A random unused utterance holding ``label``, not in ``exclude``, of size <= ``cap``."""
-        utts, used, draw = self.index[label], self.used, self.random.random
-        fit = bisect.bisect_right(self.keys[label], cap)
+        used = self.used
+        if cap >= self.largest[label]:  # all fit: the next unused one in the random order
+            order, i = self.shuffled[label], self.next[label]
+            n = len(order)
+            while i < n and used[order[i]]:
+                i += 1
+            self.next[label] = i
+            while i < n and (used[order[i]] or order[i] in exclude):
+                i += 1
+            if i < n:
+                return order[i]
+            self.active &= ~(1 << label)  # every unused utterance holding it is in exclude: < 2
+            return None
+        utts, keys, draw = self.by_size[label], self.size_keys[label], self.random.random
+        fit = int(keys.searchsorted(cap, side="right"))
         if fit:
             for _ in range(self.PROBES):
-                utt = utts[int(draw() * fit)]
+                utt = int(utts[int(draw() * fit)])
                 if not used[utt] and utt not in exclude:
                     return utt
-            # The probes kept hitting used utterances: drop those among the fitting ones, draw again.
-            whole = fit == len(utts)
-            kept = [u for u in utts[:fit] if not used[u]]
-            utts[:fit] = kept
-            self.keys[label][:fit] = [self.sizes[u] for u in kept]
-            free = [u for u in kept if u not in exclude]
+            # The probes kept hitting used utterances: drop every used one, draw again.
+            kept = ~self.used_np[utts]
+            utts = self.by_size[label] = utts[kept]
+            keys = self.size_keys[label] = keys[kept]
+            fit = int(keys.searchsorted(cap, side="right"))
+            free = [u for u in utts[:fit].tolist() if u not in exclude]
             if free:
                 return free[int(draw() * len(free))]
-            if whole and len(kept) < 2:  # fewer than two unused utterances hold it at all
+            if fit == len(utts):  # every unused utterance holding it is in exclude: fewer than two
                 self.active &= ~(1 << label)
-        elif not utts:
+        elif not len(utts):
             self.active &= ~(1 << label)
         return None
 
@@ -203,10 +236,14 @@ def label_aware_batches(
             n = len(batch) + 1
             if n > limit or longest * n > max_tokens or max_tokens // n < smallest:
                 break  # full: no utterance fits any more
-            # Held once: complete the pair first.  Else the rarest label the batch lacks.
+            # Held once: complete the pair first.  Else the rarest label the batch lacks, if two
+            # more utterances can still fit.
             want = once & ~twice & ~failed
             need = 1
             if not want:
+                n += 1
+                if n > limit or longest * n > max_tokens or max_tokens // n < smallest:
+                    break
                 want, need = pool.active & ~once & ~failed, 2
                 if not want:
                     break
