@@ -7,7 +7,14 @@ from fairseq.dataclass.configs import FairseqConfig
 from fairseq.optim.fp16_optimizer import FP16Optimizer
 from omegaconf import OmegaConf
 
+from sslasr_plugin.optim import dual_adam
 from sslasr_plugin.optim.dual_adam import DualAdam, DualAdamConfig, FairseqDualAdam
+
+
+@pytest.fixture(autouse=True, params=[False, True], ids=["loop", "foreach"])
+def kernels(request, monkeypatch):
+    """Every test runs with the per-tensor loop (CPU) and the multi-tensor path (GPU), here on the CPU."""
+    monkeypatch.setattr(dual_adam, "_use_foreach", lambda device: request.param)
 
 
 def _params(seed=0):

@@ -26,6 +26,12 @@ from omegaconf import II, OmegaConf
 MODES = ("unsup", "sup")
 
 
+def _use_foreach(device: torch.device) -> bool:
+    """Multi-tensor kernels on GPUs only: on the CPU torch's foreach ops are slower than a loop
+    (torch's own optimizers default to them on CUDA only)."""
+    return device.type == "cuda"
+
+
 @dataclass
 class DualAdamConfig(FairseqDataclass):
     adam_betas: Any = field(default=(0.9, 0.98), metadata={"help": "Adam betas (paper: 0.9, 0.98)"})
@@ -113,8 +119,8 @@ class DualAdam(torch.optim.Optimizer):
         return loss
 
     def _step_group(self, group, mode: str, params: list) -> None:
-        """One mode's AdamW step over the parameters that took part in its loss, with
-        multi-tensor (foreach) kernels: a handful of launches per step, not ten per parameter."""
+        """One mode's AdamW step over the parameters that took part in its loss (on a GPU with
+        multi-tensor kernels: a handful of launches per step, not ten per parameter)."""
         grads = [p.grad if p.grad.dtype == torch.float32 else p.grad.float() for p in params]
         # One pass over the gradients and one host sync for all: which parameters took part
         # (a gradient norm of 0 means all zeros) and the mode's total norm for clipping.
@@ -137,20 +143,31 @@ class DualAdam(torch.optim.Optimizer):
         beta1, beta2 = group["betas"]
         exp_avgs = [state["exp_avg"] for state in states]
         exp_avg_sqs = [state["exp_avg_sq"] for state in states]
-        # clipping folded into the moment updates: (c g) and (c g)^2
-        torch._foreach_mul_(exp_avgs, beta1)
-        torch._foreach_add_(exp_avgs, grads, alpha=(1 - beta1) * clip)
-        torch._foreach_mul_(exp_avg_sqs, beta2)
-        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=(1 - beta2) * clip * clip)
+        p32 = [p.data if p.dtype == torch.float32 else p.data.float() for p in params]
         # AdamW's update lr/c1 * m / (sqrt(v)/s + eps), with c1, c2 = 1 - beta^step and s = sqrt(c2),
         # written as lr*s/c1 * m / (sqrt(v) + eps*s): the same value without a pass dividing by s.
+        # Clipping is folded into the moment updates: (c g) and (c g)^2.
         root_c2 = [math.sqrt(1 - beta2**k) for k in steps]
-        denom = torch._foreach_sqrt(exp_avg_sqs)
-        torch._foreach_add_(denom, [group["eps"] * s for s in root_c2])
-        p32 = [p.data if p.dtype == torch.float32 else p.data.float() for p in params]
-        if group["weight_decay"]:
-            torch._foreach_mul_(p32, 1 - lr * group["weight_decay"])
-        torch._foreach_addcdiv_(p32, exp_avgs, denom, [-lr * s / (1 - beta1**k) for s, k in zip(root_c2, steps)])
+        eps = [group["eps"] * s for s in root_c2]
+        step_size = [-lr * s / (1 - beta1**k) for s, k in zip(root_c2, steps)]
+        decay = 1 - lr * group["weight_decay"]
+        if _use_foreach(params[0].device):  # multi-tensor kernels: a few launches per step
+            torch._foreach_mul_(exp_avgs, beta1)
+            torch._foreach_add_(exp_avgs, grads, alpha=(1 - beta1) * clip)
+            torch._foreach_mul_(exp_avg_sqs, beta2)
+            torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=(1 - beta2) * clip * clip)
+            denom = torch._foreach_sqrt(exp_avg_sqs)
+            torch._foreach_add_(denom, eps)
+            if decay != 1:
+                torch._foreach_mul_(p32, decay)
+            torch._foreach_addcdiv_(p32, exp_avgs, denom, step_size)
+        else:  # the CPU has no launch cost, and torch's foreach ops are slower there (as torch's own default)
+            for g, m, v, w, e, a in zip(grads, exp_avgs, exp_avg_sqs, p32, eps, step_size):
+                m.mul_(beta1).add_(g, alpha=(1 - beta1) * clip)
+                v.mul_(beta2).addcmul_(g, g, value=(1 - beta2) * clip * clip)
+                if decay != 1:
+                    w.mul_(decay)
+                w.addcdiv_(m, v.sqrt().add_(e), value=a)
         for p, w in zip(params, p32):
             if w is not p.data:
                 p.data.copy_(w)
