@@ -241,17 +241,23 @@ def _rank_worker(rank, world, port, results):
     torch.manual_seed(0)
     model, task = _Model(2, 1), _Task()
     opt = _Optimizer(model)
-    _update(task, model, opt, 0, [_sample(nan=rank == 0)])  # one rank's batch is good: every rank steps
+    logs = _update(task, model, opt, 0, [_sample(nan=rank == 0)])  # one rank's batch is good: every rank steps
     first = opt.steps
+    # fairseq's summed-statistics sync (Trainer._fast_stat_sync_sum) takes the keys of each rank's
+    # first log and all-reduces one buffer: the keys must match on every rank
+    from fairseq.distributed import utils as distributed_utils
+
+    data = {f"logging_outputs_{k}": sum(log[k] for log in logs) for k in logs[0]}
+    summed = distributed_utils.all_reduce_dict(data, device=torch.device("cpu"), group=None)
     _update(task, model, opt, 1, [_sample(nan=True)])  # every rank's batch is bad: every rank skips
-    results[rank] = (first, opt.steps)
+    results[rank] = (first, opt.steps, float(summed["logging_outputs_nonfinite"]), sorted(logs[0]))
     torch.distributed.destroy_process_group()
 
 
 def test_skip_decision_is_the_same_on_every_rank():
     world, results = 2, mp.Manager().dict()
     mp.spawn(_rank_worker, args=(world, 29700 + os.getpid() % 1000, results), nprocs=world)
-    assert results[0] == results[1] == (1, 1)
+    assert results[0] == results[1] == (1, 1, 1.0, ["loss", "nonfinite", "nsentences", "ntokens"])
 
 
 # ------------------------------------------------------------------ real data, real runs
