@@ -23,11 +23,18 @@ PRETRAIN_UPDATES=${PRETRAIN_UPDATES:-500}
 FT_UPDATES=${FT_UPDATES:-1000}
 ARMS=${ARMS:-csl ce_pl}
 [ -f "$TEACHER" ] || { echo "error: no teacher at $TEACHER: run 'bash run.sh demo' first (or set TEACHER)" >&2; exit 2; }
-for arm in $ARMS; do  # refuse a typo before hours of training
-    case "$arm" in
-        csl|csl_no_lab|csl_batch_negatives|ce_pl|ce_pl_no_lab) ;;
-        *) echo "error: unknown arm '$arm' (csl csl_no_lab csl_batch_negatives ce_pl ce_pl_no_lab)" >&2; exit 2 ;;
+arm_config() {  # ARM -> sets config and overrides; 1 for an unknown arm
+    case "$1" in
+        csl) config=csl overrides=() ;;
+        csl_no_lab) config=csl overrides=("task.label_aware_batching=false") ;;
+        csl_batch_negatives) config=csl overrides=("criterion.negatives=batch") ;;
+        ce_pl) config=ce_pl overrides=() ;;
+        ce_pl_no_lab) config=ce_pl overrides=("task.label_aware_batching=false") ;;
+        *) return 1 ;;
     esac
+}
+for arm in $ARMS; do  # refuse a typo before hours of training
+    arm_config "$arm" || { echo "error: unknown arm '$arm' (csl csl_no_lab csl_batch_negatives ce_pl ce_pl_no_lab)" >&2; exit 2; }
 done
 
 [ -f "$PL/valid.plab" ] || python -m data_prep.pseudo_labels --teacher "$TEACHER" --data "$DATA" \
@@ -36,13 +43,7 @@ source "$(dirname "$0")/../decode.sh"
 reports=()
 decode "$TEACHER" "$EXP/supervised_only" supervised_only
 for arm in $ARMS; do
-    case "$arm" in
-        csl) config=csl overrides=() ;;
-        csl_no_lab) config=csl overrides=("task.label_aware_batching=false") ;;
-        csl_batch_negatives) config=csl overrides=("criterion.negatives=batch") ;;
-        ce_pl) config=ce_pl overrides=() ;;
-        ce_pl_no_lab) config=ce_pl overrides=("task.label_aware_batching=false") ;;
-    esac
+    arm_config "$arm"
     fairseq-hydra-train --config-dir examples/csl --config-name "$config" common.user_dir=sslasr_plugin \
         task.data="$(hq "$DATA")" task.label_dir="$(hq "$PL")" checkpoint.save_dir="$(hq "$EXP/$arm")" \
         hydra.run.dir="$(hq "$EXP/$arm/hydra")" optimization.max_update="$PRETRAIN_UPDATES" \
