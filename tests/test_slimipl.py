@@ -331,6 +331,7 @@ VARIANTS = {
     "soft_ctc_mix": (("+variant=soft_ctc_mix",), ["sup", "pl", "pl"]),
     "soft_blank": (("+variant=soft_blank",), ["sup", "pl", "pl"]),
     "soft_temperature": (("+variant=soft_temperature",), ["sup", "pl", "pl"]),
+    "soft_entropy": (("+variant=soft_entropy",), ["sup", "pl", "pl"]),
 }
 
 
