@@ -68,3 +68,54 @@ def test_one_frame_per_segment_inside_valid_frames():
         seen |= picks
     # Uniform within a segment: every valid frame gets drawn; padded frames never.
     assert seen == {(0, f) for f in range(6)} | {(1, f) for f in range(8)}
+
+
+def test_criterion_projects_only_sampled_frames_with_the_same_loss_and_gradients():
+    """sslasr_csl applies the projection to the frames its loss samples; the loss and every
+    gradient equal those of projecting all frames first (the head is frame-wise)."""
+    from types import SimpleNamespace
+
+    from sslasr_plugin.criterions.csl import CslCriterion, CslCriterionConfig
+    from sslasr_plugin.criterions.frame_targets import aligned_frame_targets
+    from sslasr_plugin.models.frame_model import SslAsrFrameModel, SslAsrFrameModelConfig
+
+    torch.manual_seed(0)
+    model = SslAsrFrameModel(SslAsrFrameModelConfig(
+        frontend="fbank", conv_feature_layers="[(32, 3, 2)]", encoder_layers=1, encoder_embed_dim=32,
+        encoder_ffn_embed_dim=64, encoder_attention_heads=2, conv_pos=8, conv_pos_groups=4, final_dim=16,
+        projection_hidden_dim=48, projection_dim=8, mask_prob=0.0, dropout=0.0, attention_dropout=0.0,
+    ))
+    source, padding = torch.randn(3, 8000), torch.zeros(3, 8000, dtype=torch.bool)
+    padding[1, 6000:] = True
+    frames = model._get_feat_extract_output_lengths(torch.tensor([8000, 6000, 8000]))
+    pad = 1
+    target = torch.full((3, int(frames.max())), pad)
+    for i, n in enumerate(frames.tolist()):
+        target[i, :n] = torch.randint(4, 8, (n // 4 + 1,)).repeat_interleave(4)[:n]  # segments of 4 frames
+    sample = {"net_input": {"source": source, "padding_mask": padding}, "target_list": [target], "id": torch.arange(3)}
+    task = SimpleNamespace(dictionaries=[SimpleNamespace(pad=lambda: pad)])
+    for negatives in ("same_utterance", "batch"):
+        criterion = CslCriterion(CslCriterionConfig(temperature=0.2, negatives=negatives), task)
+        projected = []
+        hook = model.head.register_forward_hook(lambda m, args, out: projected.append(args[0].shape[:-1].numel()))
+        torch.manual_seed(1)
+        loss, size, log = criterion(model, sample)
+        hook.remove()
+        assert projected == [log["segments"]] and log["segments"] < int(frames.sum()) / 3  # one frame per segment
+        model.zero_grad()
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        # reference: every frame projected, then the same sampled frames taken
+        torch.manual_seed(1)
+        z, mask = model.frame_outputs(source, padding)
+        z, labels, lengths = aligned_frame_targets(z, mask, target, pad, sample["id"])
+        utt, frame = sample_segment_frames(labels, lengths)
+        ref, stats = supervised_contrastive_loss(z[utt, frame], labels[utt, frame], utt, 0.2, negatives)
+        model.zero_grad()
+        ref.backward()
+        assert loss.item() == pytest.approx(ref.item(), rel=1e-6) and size == stats["anchors"] > 0
+        assert {n for n, p in model.named_parameters() if p.grad is not None} == set(grads)
+        assert any(n.startswith("head.") for n in grads)
+        for n, p in model.named_parameters():
+            if p.grad is not None:
+                torch.testing.assert_close(grads[n], p.grad, rtol=1e-5, atol=1e-7)

@@ -32,11 +32,12 @@ class CslCriterion(FairseqCriterion):
         self.pad = task.dictionaries[0].pad()
 
     def forward(self, model, sample, reduce=True):
-        z, padding_mask = model.frame_outputs(**sample["net_input"])
-        z, labels, lengths = aligned_frame_targets(z, padding_mask, sample["target_list"][0], self.pad, sample["id"])
+        x, padding_mask = model.encoder_frames(**sample["net_input"])
+        x, labels, lengths = aligned_frame_targets(x, padding_mask, sample["target_list"][0], self.pad, sample["id"])
         utt, frame = sample_segment_frames(labels, lengths)
+        # the projection on the sampled frames only (~1 in 5 here), not on every frame
         loss, stats = supervised_contrastive_loss(
-            z[utt, frame], labels[utt, frame], utt, self.cfg.temperature, self.cfg.negatives
+            model.head_outputs(x[utt, frame]), labels[utt, frame], utt, self.cfg.temperature, self.cfg.negatives
         )
         logging_output = {
             "loss": loss.item(),

@@ -50,13 +50,23 @@ class SslAsrFrameModel(SslAsrWav2Vec2Model):
             cfg.num_classes = len(task.dictionaries[0])
         return cls(cfg)
 
-    def frame_outputs(self, source, padding_mask=None, mask=True):
-        """Head outputs (B, T, D) (L2-normalized for the projection), and the padding mask."""
+    def encoder_frames(self, source, padding_mask=None, mask=True):
+        """Encoder outputs (B, T, C) and the padding mask."""
         res = self.extract_features(source, padding_mask, mask=mask)
-        out = self.head(res["x"])
+        return res["x"], res["padding_mask"]
+
+    def head_outputs(self, x):
+        """The head on encoder frames (..., C), L2-normalized for the projection.  Frame-wise, so
+        CSL projects only the frames its loss samples (one per segment)."""
+        out = self.head(x)
         if self.cfg.head == "projection":
             out = F.normalize(out.float(), dim=-1)
-        return out, res["padding_mask"]
+        return out
+
+    def frame_outputs(self, source, padding_mask=None, mask=True):
+        """Head outputs (B, T, D) of every frame, and the padding mask."""
+        x, padding_mask = self.encoder_frames(source, padding_mask, mask)
+        return self.head_outputs(x), padding_mask
 
     def remove_pretraining_modules(self, last_layer=None):
         super().remove_pretraining_modules(last_layer)
