@@ -1,22 +1,20 @@
 """Step time of joint CPC + CTC updates against stock fairseq updates of the same model.
 
-fairseq-hydra-train runs on the same data, machine and model: stock CTC (fairseq's ``ctc``
-criterion + ``adam``) against the joint task's CTC updates, and stock wav2vec 2.0 pre-training
-(``audio_pretraining`` + ``wav2vec`` criterion + ``adam``) against the joint task's contrastive
-updates.  Each run is one pass over the batches of ``labeled`` (the same batches for both arms
-of a pair, in their own orders: per-batch cost varies with length, so shorter runs over
-different batches would compare batches, not code).  Prints seconds per update (median over
-``--repeats``, from the first to the last update's log line) and the ratio joint / stock;
-issue 4's target is a ratio <= 1.05.
+Four fairseq Trainers in one process (``inprocess.py``), on the same data and model (6-layer,
+256-dim, log-mel front end, same masking): stock CTC (``sslasr_audio_ctc`` + fairseq's ``ctc``
+criterion + ``adam``, clip 5) against the joint task's CTC updates (``sslasr_joint`` +
+``sslasr_joint_cpc_ctc`` + ``sslasr_dual_adam``), and stock wav2vec 2.0 pre-training
+(``audio_pretraining`` + ``wav2vec`` criterion + ``adam``, clip 25) against the joint task's
+contrastive updates.  Every arm steps the same batches of ``labeled`` (spread over its lengths),
+taking turns batch by batch.  Prints ms per update (median), the ratio of total times joint /
+stock and the median of the per-batch ratios; issue 4's target is a ratio <= 1.05.
 
-    python benchmarks/joint_step.py --data data/demo --repeats 1
+    python benchmarks/joint_step.py --data data/demo --batches 40
 """
 import argparse
-import statistics
-import sys
 from pathlib import Path
 
-from runs import batches_per_pass, seconds_per_update
+from inprocess import build_trainer, quiet, spread, stderr, summary, time_steps
 
 # The joint config's model and masking, written onto the stock configs (++: set or add).
 MODEL = ["++model.mask_length=10", "++model.mask_channel_prob=0.0"]
@@ -34,23 +32,46 @@ ARMS = {
 PAIRS = (("joint_ctc", "stock_ctc"), ("joint_w2v", "stock_w2v"))
 
 
+def rows_to_sample(dataset, mode=None):
+    """batch of manifest rows -> the arm's own collated sample (joint: through its ``mode`` stream)."""
+    def collate(rows):
+        index = dataset.stream_indices(mode, rows) if mode else rows
+        return dataset.collater([dataset[int(i)] for i in index])
+    return collate
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="data/demo")
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--batches", type=int, default=40, help="batches per arm, spread over the split's lengths")
     args = parser.parse_args()
     data = str(Path(args.data).resolve())
-    updates = batches_per_pass(data, ARMS["stock_ctc"])
-    print(f"{updates} updates per run (one pass over labeled)", file=sys.stderr)
-    runs = {arm: [] for arm in ARMS}
-    for _ in range(args.repeats):
-        for arm in ARMS:
-            runs[arm].append(seconds_per_update(ARMS[arm], data, updates))
-            print(f"{arm}: {runs[arm][-1]:.3f} s/update", file=sys.stderr)
-    print(f"| pair | joint s/update | stock s/update | joint / stock |\n|---|---|---|---|")
+    quiet()
+    from sslasr_plugin.data.alternating_batches import SUP, UNSUP
+
+    trainers, collate, batches = {}, {}, {}
+    for arm, spec in ARMS.items():
+        trainers[arm], dataset = build_trainer(spec, data)
+        mode = {"joint_ctc": SUP, "joint_w2v": UNSUP}.get(arm)
+        collate[arm] = rows_to_sample(dataset, mode)
+        if arm.startswith("stock"):  # the stock arm's own batching of labeled, for both arms of the pair
+            batches[arm] = spread(trainers[arm].get_train_iterator(epoch=1, load_dataset=False).frozen_batches,
+                                  args.batches)
     for joint, stock in PAIRS:
-        j, s = statistics.median(runs[joint]), statistics.median(runs[stock])
-        print(f"| {joint} vs {stock} | {j:.3f} | {s:.3f} | {j / s:.3f} |")
+        batches[joint] = batches[stock]
+        joint_ds, stock_ds = trainers[joint].task.dataset("labeled"), trainers[stock].task.dataset("labeled")
+        stream = joint_ds.streams[SUP if joint == "joint_ctc" else UNSUP]
+        assert list(stream.sizes) == list(stock_ds.sizes), f"{joint} and {stock} index different utterances"
+    n = min(len(b) for b in batches.values())
+    stderr(f"{n} batches of labeled per arm (of {len(trainers['stock_ctc'].get_train_iterator(1, load_dataset=False).frozen_batches)})")
+    seconds = time_steps(trainers, {arm: (lambda i, arm=arm: collate[arm](batches[arm][i])) for arm in ARMS}, n,
+                         log=stderr)
+    print("| pair | joint ms/update | stock ms/update | joint / stock (totals) | median per-batch ratio |")
+    print("|---|---|---|---|---|")
+    for joint, stock in PAIRS:
+        rows = {arm: row for arm, *row in summary({joint: seconds[joint], stock: seconds[stock]}, stock)}
+        print(f"| {joint} vs {stock} | {rows[joint][0]:.0f} | {rows[stock][0]:.0f} | {rows[joint][1]:.3f} | "
+              f"{rows[joint][2]:.3f} |")
 
 
 if __name__ == "__main__":
