@@ -76,6 +76,15 @@ def test_pretrain_finetune_decode(config, logged, pseudo_labels, tiny_corpus, tm
     hydra_train("examples/ctc", "finetune_w2v", tiny_corpus, ft, f"model.w2v_path={pre / 'checkpoint_last.pt'}")
     proc = generate(tiny_corpus, ft / "checkpoint_last.pt", "test_ood")
     assert "Generate test_ood with beam=1: WER:" in proc.stdout + proc.stderr
+    if config == "csl":  # iterative PL: the fine-tuned student is the next round's teacher
+        pl2 = tmp_path / "pl_round2"
+        _label(ft / "checkpoint_last.pt", tiny_corpus, pl2)
+        assert json.loads((pl2 / "plab.json").read_text())["teacher"] == str((ft / "checkpoint_last.pt").resolve())
+        for split in ("unlabeled", "valid"):
+            assert [len(line.split()) for line in (pl2 / f"{split}.plab").read_text().splitlines()] == \
+                   [len(line.split()) for line in (pseudo_labels / f"{split}.plab").read_text().splitlines()]
+        hydra_train("examples/csl", config, tiny_corpus, tmp_path / "round2", f"task.label_dir={pl2}")
+        assert load_checkpoint(tmp_path / "round2" / "checkpoint_last.pt")["cfg"]["task"]["label_dir"] == str(pl2)
 
 
 def test_demo_script_runs_the_ablation_arms(pseudo_labels, ctc_checkpoint, tiny_corpus, tmp_path):

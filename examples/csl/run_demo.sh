@@ -8,6 +8,8 @@
 #   PATH=$PWD/.venv/bin:$PATH bash examples/csl/run_demo.sh
 #   ARMS="csl csl_no_lab csl_batch_negatives ce_pl ce_pl_no_lab" ...   the ablations
 #   PRETRAIN_UPDATES=500 FT_UPDATES=1000 ...                          budgets
+#   TEACHER=exp/csl_ft/checkpoint_best.pt PL=data/demo_pl_round2 EXP=exp/round2 ...
+#                                   iterative PL: the fine-tuned student labels the next round
 #
 # Arms: csl (LAB on, same-utterance negatives), csl_no_lab (fairseq's length-ordered batches),
 # csl_batch_negatives (negatives from the whole batch), ce_pl, ce_pl_no_lab.  Each arm trains
