@@ -9,7 +9,8 @@ same-utterance and whole-batch negatives) on its frame pseudo-labels.  The batch
 length-ordered ones of the stock arm.  Label-aware batching (LAB) changes which utterances
 share a batch, not what a step computes; its own cost is building each epoch's batches, timed
 here on the same labels and given per batch, and the padding of its batches (a random mix of
-lengths pads to its longest member), given as the share of real audio in the batched samples.
+lengths pads to its longest member), given as the share of real audio in the batched samples,
+for the paper's LAB and for LAB within length buckets (``task.label_aware_buckets``).
 Issue 3's target: the loss and the sampling add at most 5% to the step.
 
 The split needs frame pseudo-labels next to its transcripts:
@@ -43,27 +44,30 @@ def arms(label_dir: str, split: str):
     }
 
 
-def audio_share(batches, sizes) -> float:
-    """Real samples / batched samples (each batch padded to its longest utterance)."""
-    real = sum(int(sizes[b].sum()) for b in batches)
-    return real / sum(int(sizes[b].max()) * len(b) for b in batches)
-
-
-def lab_cost(dataset, max_tokens: int, epochs: int = 3):
-    """(seconds to read the label sets once, seconds per batch to build an epoch, its batches),
-    as the frame-label task does it."""
-    from sslasr_plugin.data.label_aware_batching import LabelSets, label_aware_batches
+def lab_rows(dataset, max_tokens: int, fairseq_batches, step: float, buckets=(1, 4, 8, 16), epochs: int = 3):
+    """Markdown rows: for each number of length buckets, LAB's batches per epoch, seconds per
+    batch to build them (as the frame-label task does), pair coverage and real-audio share; and
+    fairseq's length-ordered batches for comparison."""
+    from sslasr_plugin.data.label_aware_batching import LabelSets, audio_share, label_aware_batches, pair_coverage
 
     sizes = np.minimum(dataset.sizes, dataset.max_sample_size)
     t0 = time.perf_counter()
     sets = LabelSets([dataset.get_label(i, 0).numpy() for i in range(len(dataset))])
-    t_sets = time.perf_counter() - t0
-    per_batch = []
-    for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
-        batches = label_aware_batches(sets, sizes, max_tokens, seed=1, epoch=epoch)
-        per_batch.append((time.perf_counter() - t0) / len(batches))
-    return t_sets, statistics.median(per_batch), batches
+    stderr(f"label sets of {len(sets)} utterances: {(time.perf_counter() - t0) * 1e3:.1f} ms (once per run)")
+    rows = []
+    for k in buckets:
+        per_batch = []
+        for epoch in range(1, epochs + 1):
+            t0 = time.perf_counter()
+            batches = label_aware_batches(sets, sizes, max_tokens, seed=1, epoch=epoch, buckets=k)
+            per_batch.append((time.perf_counter() - t0) / len(batches))
+        t = statistics.median(per_batch)
+        rows.append(f"| LAB, {k} length bucket{'s' if k > 1 else ''} | {len(batches)} | {t * 1e6:.0f} us "
+                    f"({t / step * 100:.3f}% of a step) | {pair_coverage(batches, sets):.3f} | "
+                    f"{audio_share(batches, sizes):.3f} |")
+    rows.append(f"| fairseq length-ordered | {len(fairseq_batches)} | - | {pair_coverage(fairseq_batches, sets):.3f} | "
+                f"{audio_share(fairseq_batches, sizes):.3f} |")
+    return rows
 
 
 def main():
@@ -99,13 +103,10 @@ def main():
 
     frame_ds = datasets["csl"]
     max_tokens = trainers["csl"].cfg.dataset.max_tokens
-    t_sets, per_batch, lab_batches = lab_cost(frame_ds, max_tokens)
-    sizes = np.minimum(frame_ds.sizes, frame_ds.max_sample_size)
-    print(f"\nLabel-aware batching of {args.split} ({len(frame_ds)} utterances, max_tokens {max_tokens}): "
-          f"label sets {t_sets * 1e3:.1f} ms once per run; one epoch {per_batch * len(lab_batches) * 1e3:.1f} ms for "
-          f"{len(lab_batches)} batches = {per_batch * 1e6:.0f} us per batch ({per_batch / stock * 100:.3f}% of the "
-          f"stock CTC step). Real audio in the batched samples: {audio_share(lab_batches, sizes):.3f} with LAB, "
-          f"{audio_share(all_batches, sizes):.3f} in fairseq's length-ordered batches ({len(all_batches)} batches).")
+    print(f"\nBatching {args.split} ({len(frame_ds)} utterances, max_tokens {max_tokens}), seed 1, epochs 1-3:\n")
+    print("| batching | batches / epoch | building them, per batch | pair coverage | audio / batched samples |")
+    print("|---|---|---|---|---|")
+    print("\n".join(lab_rows(frame_ds, max_tokens, [list(b) for b in all_batches], stock)))
 
 
 if __name__ == "__main__":

@@ -69,9 +69,13 @@ def test_pseudo_labels_resume_and_never_overwrite(ctc_checkpoint, tiny_corpus, p
 @pytest.mark.parametrize("config,logged", [("csl", "retrieval_acc"), ("ce_pl", "frame_acc")])
 def test_pretrain_finetune_decode(config, logged, pseudo_labels, tiny_corpus, tmp_path):
     pre = tmp_path / config
-    proc = hydra_train("examples/csl", config, tiny_corpus, pre, f"task.label_dir={pseudo_labels}")
+    buckets = 2 if config == "ce_pl" else 1  # LAB within length buckets, through the task option
+    proc = hydra_train("examples/csl", config, tiny_corpus, pre, f"task.label_dir={pseudo_labels}",
+                       f"task.label_aware_buckets={buckets}")
     log = proc.stdout + proc.stderr
-    assert logged in log and "label-aware batching, epoch 1" in log
+    assert logged in log and re.search(r"label-aware batching, epoch 1: \d+ batches, [\d.]+ of batch labels held by "
+                                       r">= 2 utterances, [\d.]+ of the batched samples audio", log)
+    assert load_checkpoint(pre / "checkpoint_last.pt")["cfg"]["task"]["label_aware_buckets"] == buckets
     ft = tmp_path / "ft"
     hydra_train("examples/ctc", "finetune_w2v", tiny_corpus, ft, f"model.w2v_path={pre / 'checkpoint_last.pt'}")
     proc = generate(tiny_corpus, ft / "checkpoint_last.pt", "test_ood")

@@ -208,6 +208,7 @@ def label_aware_batches(
     seed: int,
     epoch: int,
     max_sentences: Optional[int] = None,
+    buckets: int = 1,
 ) -> List[List[int]]:
     """Batches (lists of utterance indices) for one epoch.
 
@@ -218,15 +219,32 @@ def label_aware_batches(
     Utterances longer than max_tokens are never used.  A label is paired whenever the budget
     allows; a label held by the batch once when no utterance holding it fits any more stays
     single (``pair_coverage`` measures how often).
+    buckets > 1: the usable utterances are split by length into that many buckets of equal
+    counts and each batch is built within one bucket, so that it pads little (a random mix of
+    lengths pads to its longest member); a label then pairs only with holders of its bucket.
+    The batches of all buckets are shuffled together.
     """
+    if buckets < 1:
+        raise ValueError(f"buckets must be >= 1 (got {buckets})")
     sets = _label_sets(utt_labels)
     rng = np.random.default_rng([seed, epoch])
     sizes = np.asarray(sizes)
-    unusable = sizes > max_tokens
-    pool = _LabelPool(sets, sizes, rng, unusable)
-    smallest = int(sizes[~unusable].min()) if pool.unused else 0
-    masks, psizes, candidate = sets.masks, pool.sizes, pool.candidate
-    limit = max_sentences if max_sentences is not None else len(psizes) + 1
+    usable = np.flatnonzero(sizes <= max_tokens)
+    limit = max_sentences if max_sentences is not None else len(sizes) + 1
+    batches: List[List[int]] = []
+    by_length = usable[np.argsort(sizes[usable], kind="stable")] if buckets > 1 else usable
+    for members in np.array_split(by_length, min(buckets, max(len(usable), 1))):
+        unusable = np.ones(len(sizes), dtype=bool)
+        unusable[members] = False
+        pool = _LabelPool(sets, sizes, rng, unusable)
+        smallest = int(sizes[members].min()) if len(members) else 0
+        batches.extend(_fill(pool, sets.masks, max_tokens, limit, smallest))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _fill(pool: _LabelPool, masks: List[int], max_tokens: int, limit: int, smallest: int) -> List[List[int]]:
+    """The batches of every unused utterance of ``pool``."""
+    psizes, candidate = pool.sizes, pool.candidate
     batches: List[List[int]] = []
     while pool.unused:
         batch: List[int] = []
@@ -275,7 +293,7 @@ def label_aware_batches(
             batches.extend([u] for u, used in enumerate(pool.used) if not used)
             break
         batches.append(batch)
-    return [batches[i] for i in rng.permutation(len(batches))]
+    return batches
 
 
 def pair_coverage(batches: List[List[int]], utt_labels: Union[LabelSets, Sequence[np.ndarray]]) -> float:
@@ -291,3 +309,14 @@ def pair_coverage(batches: List[List[int]], utt_labels: Union[LabelSets, Sequenc
         total += once.bit_count()
         paired += twice.bit_count()
     return paired / max(total, 1)
+
+
+def audio_share(batches: List[List[int]], sizes: np.ndarray) -> float:
+    """Real samples / batched samples, each batch padded to its longest member (fairseq's collation)."""
+    sizes = np.asarray(sizes)
+    real = padded = 0
+    for batch in batches:
+        b = sizes[batch]
+        real += int(b.sum())
+        padded += int(b.max()) * len(batch)
+    return real / max(padded, 1)

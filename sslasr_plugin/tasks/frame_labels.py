@@ -11,7 +11,7 @@ from fairseq.tasks import register_task
 from fairseq.tasks.hubert_pretraining import HubertPretrainingConfig, HubertPretrainingTask
 from omegaconf import II
 
-from ..data.label_aware_batching import LabelSets, label_aware_batches, pair_coverage
+from ..data.label_aware_batching import LabelSets, audio_share, label_aware_batches, pair_coverage
 from ..data.validate import check_audio_exists, check_frame_labels, check_labels, read_manifest
 from ..models.wav2vec2 import load_encoder_weights
 from .nonfinite import NONFINITE_PATIENCE_HELP, NonFiniteGuard
@@ -24,6 +24,11 @@ class FrameLabelsConfig(HubertPretrainingConfig):
     label_aware_batching: bool = field(
         default=False,
         metadata={"help": "build batches with LAB (rarest label first, labels in pairs) instead of by length"},
+    )
+    label_aware_buckets: int = field(
+        default=1,
+        metadata={"help": "LAB within this many length buckets of equal utterance counts: batches of similar "
+                  "lengths pad less; a label pairs only with utterances of its bucket (1: the paper's LAB)"},
     )
     nonfinite_patience: int = field(default=20, metadata={"help": NONFINITE_PATIENCE_HELP})
     train_subset: str = II("dataset.train_subset")
@@ -74,9 +79,11 @@ class FrameLabelsTask(NonFiniteGuard, HubertPretrainingTask):
         sizes = np.minimum(dataset.sizes, dataset.max_sample_size)
 
         def batches(ds, ep):
-            out = label_aware_batches(utt_labels, sizes, max_tokens or np.iinfo(np.int64).max, seed, ep, max_sentences)
+            out = label_aware_batches(utt_labels, sizes, max_tokens or np.iinfo(np.int64).max, seed, ep, max_sentences,
+                                      buckets=self.cfg.label_aware_buckets)
             logger.info(f"label-aware batching, epoch {ep}: {len(out)} batches, "
-                        f"{pair_coverage(out, utt_labels):.3f} of batch labels held by >= 2 utterances")
+                        f"{pair_coverage(out, utt_labels):.3f} of batch labels held by >= 2 utterances, "
+                        f"{audio_share(out, sizes):.3f} of the batched samples audio (the rest padding)")
             return out
 
         # fairseq shards the batches over ranks (equal counts, padded with empty batches) and
