@@ -11,6 +11,10 @@ for the run (ties broken by label value), which lets a batch's labels live in on
 bitmask: the next label to serve is the lowest set bit of a few bitwise operations, not a heap
 over the inventory.  An epoch for 1M utterances takes seconds (benchmarks/lab_batches.py).
 
+A batch of random lengths pads to its longest member (~30% of the batched samples for 2-15 s
+utterances); ``buckets=N`` builds every batch within one of N length buckets instead, at the
+price of pairing labels only within a bucket (benchmarks/csl_step.py measures both).
+
 This module is a sampler (it decides what goes into a batch) and knows nothing of tensors.
 """
 import random
