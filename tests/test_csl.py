@@ -111,6 +111,14 @@ def test_demo_script_runs_the_ablation_arms(pseudo_labels, ctc_checkpoint, tiny_
         ft = load_checkpoint(tmp_path / f"{arm}_ft" / "checkpoint_last.pt")
         assert ft["cfg"]["model"]["w2v_path"] == str(tmp_path / arm / "checkpoint_last.pt")
         assert ft["optimizer_history"][-1]["num_updates"] == 2
+    # the two encoders under one protocol (same batches, both kinds of negatives)
+    ckpts = [str(tmp_path / arm / "checkpoint_last.pt") for arm in cfg]
+    out = run_cli([sys.executable, "examples/csl/eval_encoders.py", "--data", tiny_corpus, "--label-dir", pseudo_labels,
+                   *ckpts]).stdout
+    lines = re.findall(r"^(\S+) negatives=(\w+): loss [\d.]+ retrieval_acc ([\d.]+) anchors (\d+)$", out, flags=re.M)
+    assert [(path, neg) for path, neg, _, _ in lines] == [(c, n) for c in ckpts for n in ("same_utterance", "batch")], out
+    assert all(0 <= float(acc) <= 1 and int(anchors) > 0 for _, _, acc, anchors in lines)
+    assert len({anchors for _, _, _, anchors in lines}) == 1  # the same frames for every encoder and setting
     bad = run_cli([*env[:-1], "ARMS=csl csl_nolab", "bash", "examples/csl/run_demo.sh"], check=False)
     assert bad.returncode == 2 and "unknown arm 'csl_nolab'" in bad.stderr
     assert not (tmp_path / "csl").exists()
