@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inprocess import build_trainer, quiet, spread, stderr, summary, time_steps
+from inprocess import build_trainer, quiet, rows_to_sample, spread, stderr, summary, time_steps
 
 
 def arms(label_dir: str, split: str):
@@ -44,15 +44,15 @@ def arms(label_dir: str, split: str):
     }
 
 
-def lab_rows(dataset, max_tokens: int, fairseq_batches, step: float, buckets=(1, 4, 8, 16), epochs: int = 3):
+def lab_rows(task, dataset, max_tokens: int, fairseq_batches, step: float, buckets=(1, 4, 8, 16), epochs: int = 3):
     """Markdown rows: for each number of length buckets, LAB's batches per epoch, seconds per
     batch to build them (as the frame-label task does), pair coverage and real-audio share; and
     fairseq's length-ordered batches for comparison."""
-    from sslasr_plugin.data.label_aware_batching import LabelSets, audio_share, label_aware_batches, pair_coverage
+    from sslasr_plugin.data.label_aware_batching import audio_share, label_aware_batches, pair_coverage
 
     sizes = np.minimum(dataset.sizes, dataset.max_sample_size)
     t0 = time.perf_counter()
-    sets = LabelSets([dataset.get_label(i, 0).numpy() for i in range(len(dataset))])
+    sets = task.utterance_labels(dataset)  # the frame-label task's own reading (once per run)
     stderr(f"label sets of {len(sets)} utterances: {(time.perf_counter() - t0) * 1e3:.1f} ms (once per run)")
     rows = []
     for k in buckets:
@@ -91,11 +91,9 @@ def main():
     batches = spread(all_batches, args.batches)
     stderr(f"{len(batches)} batches of {args.split} per arm (of {len(all_batches)})")
 
-    def collate(arm):
-        ds = datasets[arm]
-        return lambda i: ds.collater([ds[int(j)] for j in batches[i]])
-
-    seconds = time_steps(trainers, {arm: collate(arm) for arm in trainers}, len(batches), log=stderr)
+    collate = {arm: rows_to_sample(datasets[arm]) for arm in trainers}
+    seconds = time_steps(trainers, {arm: (lambda i, arm=arm: collate[arm](batches[i])) for arm in trainers},
+                         len(batches), log=stderr)
     stock = statistics.median(seconds["stock_ctc"])
     print("| arm | ms/update (median) | / stock CTC (totals) | median per-batch ratio |\n|---|---|---|---|")
     for arm, ms, total, per_batch in summary(seconds, "stock_ctc"):
@@ -106,7 +104,7 @@ def main():
     print(f"\nBatching {args.split} ({len(frame_ds)} utterances, max_tokens {max_tokens}), seed 1, epochs 1-3:\n")
     print("| batching | batches / epoch | building them, per batch | pair coverage | audio / batched samples |")
     print("|---|---|---|---|---|")
-    print("\n".join(lab_rows(frame_ds, max_tokens, [list(b) for b in all_batches], stock)))
+    print("\n".join(lab_rows(trainers["csl"].task, frame_ds, max_tokens, [list(b) for b in all_batches], stock)))
 
 
 if __name__ == "__main__":

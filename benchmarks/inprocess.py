@@ -61,6 +61,15 @@ def quiet() -> None:
     warnings.filterwarnings("ignore")
 
 
+def rows_to_sample(dataset, mode=None):
+    """batch of manifest rows -> the arm's own collated sample (a joint task's dataset: through
+    its ``mode`` stream)."""
+    def collate(rows):
+        index = dataset.stream_indices(mode, rows) if mode else rows
+        return dataset.collater([dataset[int(i)] for i in index])
+    return collate
+
+
 def spread(batches: List[List[int]], k: int) -> List[List[int]]:
     """k batches evenly spread over the list (length-sorted batches: short, middle and long)."""
     picks = np.linspace(0, len(batches) - 1, min(k, len(batches))).round().astype(int)

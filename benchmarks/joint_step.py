@@ -14,7 +14,7 @@ stock and the median of the per-batch ratios; issue 4's target is a ratio <= 1.0
 import argparse
 from pathlib import Path
 
-from inprocess import build_trainer, quiet, spread, stderr, summary, time_steps
+from inprocess import build_trainer, quiet, rows_to_sample, spread, stderr, summary, time_steps
 
 # The joint config's model and masking, written onto the stock configs (++: set or add).
 MODEL = ["++model.mask_length=10", "++model.mask_channel_prob=0.0"]
@@ -30,14 +30,6 @@ ARMS = {
     "joint_w2v": ("examples/joint", "joint", ["task.pretrain_updates=100000", "task.unlabeled_subsets=''"]),
 }
 PAIRS = (("joint_ctc", "stock_ctc"), ("joint_w2v", "stock_w2v"))
-
-
-def rows_to_sample(dataset, mode=None):
-    """batch of manifest rows -> the arm's own collated sample (joint: through its ``mode`` stream)."""
-    def collate(rows):
-        index = dataset.stream_indices(mode, rows) if mode else rows
-        return dataset.collater([dataset[int(i)] for i in index])
-    return collate
 
 
 def main():
