@@ -22,7 +22,8 @@ RUN_BY = {
        for v in ("two_stage", "supervised_only", "single_optimizer", "lr_ratio_4", "update_ratio_5")},
     "slimipl/slimipl": "test_slimipl.py::test_config_trains_pseudo_labels_and_decodes",
     **{f"slimipl/variant/{v}": "test_slimipl.py::test_config_trains_pseudo_labels_and_decodes"
-       for v in ("supervised_only", "ema", "soft", "soft_ctc_mix", "soft_blank", "soft_temperature", "soft_entropy")},
+       for v in ("supervised_only", "ema", "soft", "soft_ctc_mix", "soft_blank", "soft_temperature", "soft_entropy",
+                 "soft_sampled")},
     **{f"ssl/{c}": "test_ssl.py::test_wav2vec1_family_pretrains_finetunes_frozen_and_decodes"
        for c in ("cpc", "wav2vec", "vq_wav2vec_gumbel", "vq_wav2vec_kmeans", "finetune_wav2vec1")},
     "ssl/hubert_iter1": "test_ssl.py::test_hubert_iteration_1_then_2_then_finetune_and_decode",

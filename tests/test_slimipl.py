@@ -252,6 +252,47 @@ def test_soft_ctc_mix_and_entropy_bonus():
     assert loss.item() == pytest.approx(soft - 20.0 * 0.1 * entropy, rel=1e-5)
 
 
+def test_sampled_paths_follow_the_frame_distributions():
+    from sslasr_plugin.decoding.ctc import sample_paths
+
+    # 4000 one-frame utterances with q = (blank 0.7, a 0.3): a in ~30% of the transcripts
+    q = torch.full((4000, 1, 7), 1e-9)
+    q[:, 0, BLANK], q[:, 0, 4] = 0.7, 0.3
+    lprobs, lengths = q.log(), torch.ones(4000, dtype=torch.long)
+    paths = sample_paths(lprobs, lengths, BLANK, torch.Generator().manual_seed(0))
+    share = sum(p.tolist() == [4] for p in paths) / 4000
+    assert all(p.tolist() in ([], [4]) for p in paths) and abs(share - 0.3) < 0.03
+    again = sample_paths(lprobs, lengths, BLANK, torch.Generator().manual_seed(0))
+    other = sample_paths(lprobs, lengths, BLANK, torch.Generator().manual_seed(1))
+    assert [p.tolist() for p in again] == [p.tolist() for p in paths] != [p.tolist() for p in other]
+    # a path is collapsed as CTC collapses one (a a _ a b b -> a a b); frames past the length are not read
+    peaked = torch.log_softmax(_frames([4, 4, 0, 4, 5, 5, 6], peak=60.0), -1).transpose(0, 1)
+    assert sample_paths(peaked, torch.tensor([6]), BLANK)[0].tolist() == [4, 4, 5]
+
+
+def test_soft_ctc_on_sampled_transcripts():
+    torch.manual_seed(4)
+    student = torch.randn(2, 1, 7)
+    p = torch.softmax(student[:, 0], -1)
+    a = 4
+    ctc = -math.log(p[0, a] * p[1, a] + p[0, a] * p[1, BLANK] + p[0, BLANK] * p[1, a])
+    # a teacher sure of (a, blank): every sampled path is [a], whatever the greedy target says
+    teacher = _frames([a, BLANK], peak=60.0)
+    crit = _criterion(soft_ctc_weight=1.0, soft_ctc_target="sampled").train()
+    loss, _, log = crit(FixedModel(student), _soft_sample(teacher, [5, 6, 5]))
+    assert loss.item() == pytest.approx(ctc, rel=1e-5) and log["pl_sampled_tokens"] == 1
+    # pad and eos are never targets; an uncertain teacher gives transcripts that vary between updates
+    eos = _frames([2, 2], peak=60.0)
+    assert _criterion().sampled_targets(torch.log_softmax(eos, -1).transpose(0, 1), torch.tensor([2]))[1].tolist() == [0]
+    uncertain = torch.zeros(30, 1, 7)
+    uncertain[:, 0, 1:3] = -60.0  # pad and eos out; blank, unk, a, b, | equally likely
+    draws = {tuple(_criterion().sampled_targets(torch.log_softmax(uncertain, -1).transpose(0, 1),
+                                                torch.tensor([30]))[0].tolist()) for _ in range(5)}
+    assert len(draws) == 5 and all(1 not in d and 2 not in d for d in draws)
+    with pytest.raises(ValueError, match="soft_ctc_target must be greedy or sampled"):
+        _criterion(soft_ctc_target="beam")
+
+
 def test_soft_labels_misaligned_with_audio_are_refused():
     sample = _soft_sample(torch.randn(3, 1, 7), [4])
     sample["pl_frames"] = torch.tensor([2])
@@ -332,6 +373,7 @@ VARIANTS = {
     "soft_blank": (("+variant=soft_blank",), ["sup", "pl", "pl"]),
     "soft_temperature": (("+variant=soft_temperature",), ["sup", "pl", "pl"]),
     "soft_entropy": (("+variant=soft_entropy",), ["sup", "pl", "pl"]),
+    "soft_sampled": (("+variant=soft_sampled",), ["sup", "pl", "pl"]),
 }
 
 
@@ -353,6 +395,7 @@ def test_config_trains_pseudo_labels_and_decodes(variant, tiny_corpus, tmp_path)
     soft = variant.startswith("soft")
     assert len(part["ids"]) == len(part["tokens"]) and (len(part["log_probs"]) == len(part["ids"])) == soft
     assert ("pl_soft_ce=" in proc.stdout) == soft
+    assert ("pl_sampled_rate=" in proc.stdout) == (variant == "soft_sampled")
     if variant == "ema":
         assert "ema" in state["extra_state"]
     if variant in ("slimipl", "soft"):

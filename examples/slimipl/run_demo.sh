@@ -26,7 +26,7 @@ logs=()
 for arm in $ARMS; do
     case "$arm" in
         hard) overrides=() ;;
-        supervised_only|ema|soft|soft_ctc_mix|soft_blank|soft_temperature|soft_entropy) overrides=("+variant=$arm") ;;
+        supervised_only|ema|soft|soft_ctc_mix|soft_blank|soft_temperature|soft_entropy|soft_sampled) overrides=("+variant=$arm") ;;
         *) echo "unknown arm $arm" >&2; exit 2 ;;
     esac
     out="$EXP/slimipl_$arm${TAG:+_$TAG}"

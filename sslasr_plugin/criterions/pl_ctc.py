@@ -9,13 +9,17 @@ log-probabilities, B x T x V) is the soft-label loss, per utterance
 with q the teacher distribution sharpened by ``soft_temperature`` (q ~ q^(1/T)), p the
 student's on the augmented input, and w_t = ``soft_blank_weight`` on frames whose teacher
 argmax is blank (1 elsewhere; the mean is over the weights).  ``soft_ctc_weight`` = a mixes in
-CTC on the teacher's greedy transcript: (1 - a) * soft + a * CTC.  Defaults: flashlight's
-soft-label mode (scale 20, no regulariser).  Regularisers, each to counter the collapse of
-soft labels to blank: CTC mix (sequence-level constraint back), blank down-weighting (removes
-the blank attractor), temperature < 1 (less mass on blank in the targets), entropy bonus.
+CTC on a transcript of the teacher's: (1 - a) * soft + a * CTC, where the transcript is the
+greedy one (``soft_ctc_target=greedy``) or, with ``sampled``, a frame path drawn anew at every
+update from q (after the temperature) and collapsed: sampled hard labels, sequence-level like
+hard labels, distributed like soft ones.  Defaults: flashlight's soft-label mode (scale 20, no
+regulariser).  Regularisers, each to counter the collapse of soft labels to blank: CTC mix
+(sequence-level constraint back), sampled labels, blank down-weighting (removes the blank
+attractor), temperature < 1 (less mass on blank in the targets), entropy bonus.
 
 Logged: ``sup_loss`` and ``pl_loss`` (bits per utterance or token, as fairseq's ``loss``);
-``pl_soft_ce`` (nats per frame) in soft mode.
+``pl_soft_ce`` (nats per frame) in soft mode; ``pl_sampled_rate``, the sampled transcripts'
+tokens per greedy transcript token, with sampled labels.
 """
 import math
 from dataclasses import dataclass, field
@@ -25,9 +29,10 @@ import torch.nn.functional as F
 from fairseq import metrics, utils
 from fairseq.criterions import register_criterion
 from fairseq.criterions.ctc import CtcCriterion, CtcCriterionConfig
+from fairseq.dataclass import ChoiceEnum
 
 from ..data.alternating_batches import SUP
-from ..decoding.ctc import emissions
+from ..decoding.ctc import emissions, sample_paths
 
 PL = "pl"
 
@@ -44,6 +49,10 @@ class PlCtcConfig(CtcCriterionConfig):
     soft_ctc_weight: float = field(
         default=0.0, metadata={"help": "a in (1 - a) * soft loss + a * CTC on the teacher's greedy transcript"}
     )
+    soft_ctc_target: ChoiceEnum(["greedy", "sampled"]) = field(
+        default="greedy", metadata={"help": "the transcript of soft_ctc_weight's CTC: the teacher's greedy one, or "
+                                    "a path sampled from the teacher's frame distributions at every update"}
+    )
     soft_entropy_weight: float = field(
         default=0.0, metadata={"help": "bonus for the student's mean per-frame entropy (nats), times soft_scale"}
     )
@@ -55,6 +64,8 @@ class PlCtcCriterion(CtcCriterion):
         super().__init__(cfg, task)
         if not 0.0 <= cfg.soft_ctc_weight <= 1.0:
             raise ValueError(f"criterion.soft_ctc_weight must be in [0, 1] (got {cfg.soft_ctc_weight})")
+        if cfg.soft_ctc_target not in ("greedy", "sampled"):
+            raise ValueError(f"criterion.soft_ctc_target must be greedy or sampled (got {cfg.soft_ctc_target})")
         if cfg.soft_temperature <= 0:
             raise ValueError(f"criterion.soft_temperature must be > 0 (got {cfg.soft_temperature})")
         self.cfg = cfg
@@ -90,12 +101,17 @@ class PlCtcCriterion(CtcCriterion):
             entropy = -(lprobs.exp() * lprobs).sum(-1)
             soft = soft - cfg.soft_scale * cfg.soft_entropy_weight * (entropy * valid).sum(1) / valid.sum(1).clamp(min=1)
         loss = soft.sum()
+        sampled = None
         if cfg.soft_ctc_weight > 0:
-            pad_mask = (sample["target"] != self.pad_idx) & (sample["target"] != self.eos_idx)
+            if cfg.soft_ctc_target == "sampled":
+                targets, target_lengths = self.sampled_targets(teacher, lengths)
+                sampled = int(target_lengths.sum())
+            else:
+                pad_mask = (sample["target"] != self.pad_idx) & (sample["target"] != self.eos_idx)
+                targets, target_lengths = sample["target"].masked_select(pad_mask), pad_mask.sum(-1)
             with torch.backends.cudnn.flags(enabled=False):
-                ctc = F.ctc_loss(lprobs.transpose(0, 1), sample["target"].masked_select(pad_mask), lengths,
-                                 pad_mask.sum(-1), blank=self.blank_idx, reduction="sum",
-                                 zero_infinity=self.zero_infinity)
+                ctc = F.ctc_loss(lprobs.transpose(0, 1), targets, lengths, target_lengths, blank=self.blank_idx,
+                                 reduction="sum", zero_infinity=self.zero_infinity)
             loss = (1 - cfg.soft_ctc_weight) * loss + cfg.soft_ctc_weight * ctc
         ntokens = int(sample["ntokens"])
         sample_size = sample["target"].size(0) if self.sentence_avg else ntokens
@@ -104,7 +120,16 @@ class PlCtcCriterion(CtcCriterion):
             "sample_size": sample_size, "pl_soft_ce": utils.item((ce * valid).sum().data),
             "pl_soft_frames": utils.item(valid.sum().data),
         }
+        if sampled is not None:
+            log["pl_sampled_tokens"] = sampled
         return loss, sample_size, log
+
+    def sampled_targets(self, teacher: torch.Tensor, lengths: torch.Tensor):
+        """CTC targets (concatenated) and their lengths: one path per utterance drawn from the
+        teacher's frame distributions, collapsed, with pad and eos left out as in the greedy labels."""
+        drop = torch.tensor([self.pad_idx, self.eos_idx], device=teacher.device)
+        paths = [p[~torch.isin(p, drop)] for p in sample_paths(teacher, lengths, self.blank_idx)]
+        return torch.cat(paths).long(), torch.tensor([len(p) for p in paths], device=teacher.device)
 
     @staticmethod
     def reduce_metrics(logging_outputs) -> None:
@@ -124,6 +149,11 @@ class PlCtcCriterion(CtcCriterion):
         if frames:
             ce = utils.item(sum(log.get("pl_soft_ce", 0) for log in logging_outputs))
             metrics.log_scalar("pl_soft_ce", ce / frames, frames, round=4)
+        logs = [log for log in logging_outputs if "pl_sampled_tokens" in log]
+        if logs:
+            greedy = utils.item(sum(log.get("ntokens", 0) for log in logs))
+            metrics.log_scalar("pl_sampled_rate", utils.item(sum(log["pl_sampled_tokens"] for log in logs)) /
+                               max(greedy, 1), greedy, round=3)
 
     @staticmethod
     def logging_outputs_can_be_summed() -> bool:

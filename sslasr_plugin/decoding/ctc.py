@@ -1,9 +1,10 @@
 """CTC decoding as a function of log-probabilities, and the generator fairseq-generate calls.
 
 Greedy (best path) decoding lives in ``greedy_decode``; a beam or LM decoder plugs in as
-another function with the same signature, chosen in ``CtcGenerator``.
+another function with the same signature, chosen in ``CtcGenerator``.  ``sample_paths`` draws a
+path instead of taking the best one (sampled pseudo-labels).
 """
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 
@@ -27,6 +28,16 @@ def greedy_decode(lprobs: torch.Tensor, lengths: torch.Tensor, blank: int) -> Li
             "positional_scores": scores[keep].float(),
         })
     return hypos
+
+
+def sample_paths(lprobs: torch.Tensor, lengths: torch.Tensor, blank: int,
+                 generator: Optional[torch.Generator] = None) -> List[torch.Tensor]:
+    """One frame path per utterance drawn from the per-frame distributions ``exp(lprobs)``
+    (B, T, V), frames independent (Gumbel-max: the argmax of ``lprobs`` plus Gumbel noise), and
+    collapsed as CTC collapses a path (repeats merged, blanks removed): the tokens of each."""
+    uniform = torch.rand(lprobs.shape, generator=generator, device=lprobs.device).clamp_(min=1e-20)
+    noisy = lprobs.float() - torch.log(-torch.log(uniform))
+    return [hyp["tokens"] for hyp in greedy_decode(noisy, lengths, blank)]
 
 
 def emissions(model, net_input) -> (torch.Tensor, torch.Tensor):

@@ -123,5 +123,6 @@ class CollapseDetector:
             return (f"PSEUDO-LABEL COLLAPSE at {where}. The model labels less and less speech and trains on its "
                     f"own blanks: lower task.unsup_updates or the LR, use a larger cache (task.cache_size, "
                     f"cache_replace_prob) or an EMA teacher (ema.store_ema=true); soft labels: "
-                    f"criterion.soft_blank_weight / soft_temperature / soft_entropy_weight; see docs/RESULTS.md")
+                    f"criterion.soft_blank_weight / soft_temperature / soft_entropy_weight / "
+                    f"soft_ctc_weight with soft_ctc_target=sampled; see docs/RESULTS.md")
         return f"pseudo-labels recovered at {where}"
