@@ -20,8 +20,9 @@ utterances.  The kinds of update the ``sslasr_slimipl`` task makes:
 
 Prints ms per update, the ratio of total times to stock CTC and the median per-batch ratio, the
 labeling overhead (``*_label`` minus ``labeled``) against the bare forward pass, and the
-steady-state cost per pseudo-labeled update at replacement probability p,
-(1 - p) x cached + p x label.  Issue 5's target: labeling costs one extra forward pass, nothing
+steady-state cost per pseudo-labeled update at replacement probability p: every update trains on
+a cached batch, and a fraction p of them also labels the incoming batch into the slot first,
+cached + p x (label - labeled).  Issue 5's target: labeling costs one extra forward pass, nothing
 more.
 
     python benchmarks/slimipl_step.py --data data/demo --init exp/demo_ctc/checkpoint_best.pt --batches 30
@@ -51,21 +52,26 @@ def load_weights(trainer, path: str) -> None:
 
 
 class ForwardOnly:
-    """Stands in for a Trainer in ``time_steps``: the eval-mode forward pass of ``model``, no gradient."""
+    """Stands in for a Trainer in ``time_steps``: the eval-mode forward pass of ``trainer``'s model,
+    no gradient, on the sample as the trainer prepares it (its device), finished before it returns."""
 
-    def __init__(self, model):
-        self.model = model
+    def __init__(self, trainer):
+        self.trainer = trainer
 
     def train_step(self, samples):
         import torch
         from sslasr_plugin.decoding.online_labels import emissions
 
-        self.model.eval()
+        model = self.trainer.model
+        sample, _ = self.trainer._prepare_sample(samples[0])
+        model.eval()
         try:
             with torch.no_grad():
-                emissions(self.model, samples[0]["net_input"])
+                lprobs, _ = emissions(model, sample["net_input"])
         finally:
-            self.model.train()
+            model.train()
+        if lprobs.is_cuda:
+            torch.cuda.synchronize()
 
 
 def fill_in_order(trainer, samples) -> None:
@@ -113,7 +119,7 @@ def main():
         if arm.endswith("_cached"):
             fill_in_order(trainers[arm], [collate[arm](b) for b in batches])
     # the labeled arm's model (weights do not change the cost), its batches
-    trainers = {**trainers, "forward": ForwardOnly(trainers["labeled"].model)}
+    trainers = {**trainers, "forward": ForwardOnly(trainers["labeled"])}
     collate["forward"] = collate["labeled"]
     stderr(f"{n} batches of labeled per arm; weights from {args.init}")
     seconds = time_steps(trainers, {arm: (lambda i, arm=arm: collate[arm](batches[i])) for arm in trainers}, n,
@@ -130,7 +136,7 @@ def main():
               f"{fwd:.3f} ({extra / fwd:.2f}x a forward pass)")
     p = args.replace_prob
     for kind in ("hard", "soft"):
-        steady = (1 - p) * rows[f"{kind}_cached"][1] + p * rows[f"{kind}_label"][1]
+        steady = rows[f"{kind}_cached"][1] + p * (rows[f"{kind}_label"][1] - rows["labeled"][1])
         print(f"{kind} labels, steady state at p = {p}: {steady:.3f} x stock CTC per pseudo-labeled update")
 
 

@@ -255,13 +255,15 @@ def test_soft_ctc_mix_and_entropy_bonus():
 def test_sampled_paths_follow_the_frame_distributions():
     from sslasr_plugin.decoding.ctc import sample_paths
 
-    # 4000 one-frame utterances with q = (blank 0.7, a 0.3): a in ~30% of the transcripts
+    # 4000 one-frame utterances with q = (blank 0.5, a 0.3, b 0.2): shares of the transcripts
+    # (three unequal classes: noise with the wrong sign, argmax(l - G), would give other shares)
     q = torch.full((4000, 1, 7), 1e-9)
-    q[:, 0, BLANK], q[:, 0, 4] = 0.7, 0.3
+    q[:, 0, BLANK], q[:, 0, 4], q[:, 0, 5] = 0.5, 0.3, 0.2
     lprobs, lengths = q.log(), torch.ones(4000, dtype=torch.long)
     paths = sample_paths(lprobs, lengths, BLANK, torch.Generator().manual_seed(0))
-    share = sum(p.tolist() == [4] for p in paths) / 4000
-    assert all(p.tolist() in ([], [4]) for p in paths) and abs(share - 0.3) < 0.03
+    assert all(p.tolist() in ([], [4], [5]) for p in paths)
+    for token, expected in ((4, 0.3), (5, 0.2)):
+        assert abs(sum(p.tolist() == [token] for p in paths) / 4000 - expected) < 0.025
     again = sample_paths(lprobs, lengths, BLANK, torch.Generator().manual_seed(0))
     other = sample_paths(lprobs, lengths, BLANK, torch.Generator().manual_seed(1))
     assert [p.tolist() for p in again] == [p.tolist() for p in paths] != [p.tolist() for p in other]
@@ -289,8 +291,23 @@ def test_soft_ctc_on_sampled_transcripts():
     draws = {tuple(_criterion().sampled_targets(torch.log_softmax(uncertain, -1).transpose(0, 1),
                                                 torch.tensor([30]))[0].tolist()) for _ in range(5)}
     assert len(draws) == 5 and all(1 not in d and 2 not in d for d in draws)
+    # the temperature applies before sampling: q = (0.5, 0.3, 0.2) at T = 0.5 is (0.25, 0.09, 0.04) / 0.38
+    teacher = torch.full((1, 4000, 7), -30.0)
+    teacher[0, :, BLANK], teacher[0, :, 4], teacher[0, :, 5] = math.log(0.5), math.log(0.3), math.log(0.2)
+    sample = _soft_sample(teacher, [4])
+    sample["target"] = torch.full((4000, 1), 4)
+    for temperature, tokens in ((1.0, 0.5), (0.5, 0.13 / 0.38)):
+        crit = _criterion(soft_ctc_weight=1.0, soft_ctc_target="sampled", soft_temperature=temperature).train()
+        _, _, log = crit(FixedModel(torch.zeros(1, 4000, 7)), sample)
+        assert abs(log["pl_sampled_tokens"] / 4000 - tokens) < 0.03, (temperature, log["pl_sampled_tokens"])
     with pytest.raises(ValueError, match="soft_ctc_target must be greedy or sampled"):
         _criterion(soft_ctc_target="beam")
+    with pytest.raises(ValueError, match="needs criterion.soft_ctc_weight > 0"):
+        _criterion(soft_ctc_target="sampled")
+    hard_task = SimpleNamespace(target_dictionary=_dictionary(), blank_symbol="<s>",
+                                cfg=SimpleNamespace(pseudo_labels="hard"))
+    with pytest.raises(ValueError, match="set task.pseudo_labels=soft"):
+        PlCtcCriterion(PlCtcConfig(soft_ctc_weight=1.0, soft_ctc_target="sampled"), hard_task)
 
 
 def test_soft_labels_misaligned_with_audio_are_refused():

@@ -51,7 +51,8 @@ class PlCtcConfig(CtcCriterionConfig):
     )
     soft_ctc_target: ChoiceEnum(["greedy", "sampled"]) = field(
         default="greedy", metadata={"help": "the transcript of soft_ctc_weight's CTC: the teacher's greedy one, or "
-                                    "a path sampled from the teacher's frame distributions at every update"}
+                                    "a path sampled from the teacher's frame distributions at every update (with "
+                                    "sentence_avg=false the loss is still divided by the greedy token count)"}
     )
     soft_entropy_weight: float = field(
         default=0.0, metadata={"help": "bonus for the student's mean per-frame entropy (nats), times soft_scale"}
@@ -66,6 +67,12 @@ class PlCtcCriterion(CtcCriterion):
             raise ValueError(f"criterion.soft_ctc_weight must be in [0, 1] (got {cfg.soft_ctc_weight})")
         if cfg.soft_ctc_target not in ("greedy", "sampled"):
             raise ValueError(f"criterion.soft_ctc_target must be greedy or sampled (got {cfg.soft_ctc_target})")
+        if cfg.soft_ctc_target == "sampled" and cfg.soft_ctc_weight == 0:
+            raise ValueError("criterion.soft_ctc_target=sampled needs criterion.soft_ctc_weight > 0 (the weight of "
+                             "CTC on the sampled transcripts; 1.0: sampled labels only)")
+        if cfg.soft_ctc_target == "sampled" and getattr(getattr(task, "cfg", None), "pseudo_labels", "soft") != "soft":
+            raise ValueError("criterion.soft_ctc_target=sampled samples from soft pseudo-labels: set "
+                             "task.pseudo_labels=soft (with hard labels there are no distributions to sample)")
         if cfg.soft_temperature <= 0:
             raise ValueError(f"criterion.soft_temperature must be > 0 (got {cfg.soft_temperature})")
         self.cfg = cfg
