@@ -165,6 +165,16 @@ def test_collapse_detector_fires_on_collapsed_and_not_on_healthy_distribution():
     assert "recovered at update 2" in all_blank.update(LabelStats(tokens=65, seconds=10.0), 2)
     fresh = CollapseDetector(10.0, 0.5, window=2)
     assert fresh.update(one_token, 0) is None and "COLLAPSE" in fresh.update(one_token, 1)
+    # the message names the kind: confident blanks, or distributions gone flat (the entropy bonus's
+    # collapse in the self-labeling loop): 7 outputs, uniform frames have entropy ln 7
+    flat_lprobs = torch.full((1, 50, 7), -math.log(7))
+    flat = label_stats(flat_lprobs, torch.tensor([50]), [torch.tensor([], dtype=torch.long)], BLANK, seconds=1.0)
+    assert flat.entropy / flat.frames == pytest.approx(math.log(7))
+    blank_message = CollapseDetector(10.0, 0.5, window=1, vocab_size=7).update(collapsed, 0)
+    flat_message = CollapseDetector(10.0, 0.5, window=1, vocab_size=7).update(flat, 0)
+    assert "trains on its own blanks" in blank_message and "flattening" not in blank_message
+    assert "flattening toward uniform (entropy 100% of" in flat_message and "soft_entropy_weight" in flat_message
+    assert "trains on its own blanks" in CollapseDetector(10.0, 0.5, window=1).update(flat, 0)  # vocabulary unknown
 
 
 # ------------------------------------------------------------------ soft loss

@@ -11,8 +11,13 @@ pseudo-labels' token error rate against them.
 ``CollapseDetector`` fires when the token rate of recent pseudo-labels falls below a fraction
 of the labeled data's token rate (and reports recovery above 1.2 times that fraction): a model collapsed to blank (or to one token per frame)
 emits almost no tokens, while a healthy one emits about as many as people speak.  The rule
-needs no transcripts of the unlabeled audio and does not depend on the model's frame rate.
+needs no transcripts of the unlabeled audio and does not depend on the model's frame rate.  Its
+message names the kind of collapse: to confident blanks (the soft-labels paper's), or, when the
+frames' mean entropy is above half that of the uniform distribution over the ``vocab_size``
+outputs, to flat distributions (what an entropy bonus or a temperature above 1 compounds into
+when the model labels its own targets, docs/RESULTS.md).
 """
+import math
 from collections import deque
 from dataclasses import dataclass, fields
 from typing import Dict, List, Optional, Sequence
@@ -96,10 +101,12 @@ def label_batch(teacher, net_input, blank: int, drop: Sequence[int] = (), soft: 
 class CollapseDetector:
     """Watches the token rate of the last ``window`` labeled batches against the labeled data's."""
 
-    def __init__(self, reference_rate: float, min_ratio: float = 0.5, window: int = 10):
+    def __init__(self, reference_rate: float, min_ratio: float = 0.5, window: int = 10,
+                 vocab_size: Optional[int] = None):
         if not reference_rate > 0:
             raise ValueError(f"reference token rate must be > 0 (got {reference_rate})")
         self.reference_rate, self.min_ratio = reference_rate, min_ratio
+        self.max_entropy = math.log(vocab_size) if vocab_size and vocab_size > 1 else None
         self.recent = deque(maxlen=window)
         self.collapsed = False
 
@@ -115,10 +122,18 @@ class CollapseDetector:
         self.collapsed = ratio < self.min_ratio * (1.2 if was else 1.0)
         if self.collapsed == was:
             return None
+        entropy = total.entropy / max(total.frames, 1)
         where = (f"update {update_num}: the last {len(self.recent)} pseudo-labeled batches have "
                  f"{total.tokens_per_second:.2f} tokens per second of audio, {ratio:.2f}x the labeled data's "
                  f"{self.reference_rate:.2f} (blank argmax on {total.blank_frames / max(total.frames, 1):.1%} of "
-                 f"frames, entropy {total.entropy / max(total.frames, 1):.3f} nats/frame)")
+                 f"frames, entropy {entropy:.3f} nats/frame)")
+        if self.collapsed and self.max_entropy is not None and entropy > 0.5 * self.max_entropy:
+            return (f"PSEUDO-LABEL COLLAPSE at {where}. The frame distributions are flattening toward uniform "
+                    f"(entropy {entropy / self.max_entropy:.0%} of the uniform distribution's "
+                    f"{self.max_entropy:.2f}): the labels lose their tokens. An entropy bonus "
+                    f"(criterion.soft_entropy_weight) or a soft_temperature above 1 compounds when the model labels "
+                    f"its own targets: lower or remove it, or slow the loop (task.cache_size, an EMA teacher); "
+                    f"see docs/RESULTS.md")
         if self.collapsed:
             return (f"PSEUDO-LABEL COLLAPSE at {where}. The model labels less and less speech and trains on its "
                     f"own blanks: lower task.unsup_updates or the LR, use a larger cache (task.cache_size, "

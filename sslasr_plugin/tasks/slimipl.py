@@ -157,7 +157,7 @@ class SlimIplTask(JointTask):
         if split == self.cfg.train_subset:
             self._unsup_count = len(self.datasets[split].streams[UNSUP])
             self.detector = CollapseDetector(self._labeled_token_rate(split), self.cfg.collapse_min_ratio,
-                                             self.cfg.collapse_window)
+                                             self.cfg.collapse_window, vocab_size=len(self.target_dictionary))
             logger.info(f"labeled data: {self.detector.reference_rate:.2f} tokens per second of audio (the "
                         f"collapse detector's reference; it fires below {self.cfg.collapse_min_ratio}x that)")
 
