@@ -2,21 +2,13 @@
 
     python -m data_prep.corpus --preset demo --out data/demo
 
-Voices and variants of espeak-ng act as speakers.  ``labeled``, ``unlabeled``, ``valid`` and
-``test`` are spoken by the training speakers; ``test_ood`` only by voices never used in
-training.  Sentences never repeat across splits.  Everything is decided by ``seed`` before
-synthesis starts, so the same command always builds the same corpus, and an interrupted build
-resumes where it stopped.  Outputs (all fairseq formats):
-
-    <out>/wav/<split>/<id>.wav  16 kHz mono 16-bit
-    <out>/<split>.tsv           manifest: root line, then "relative path<TAB>samples"
-    <out>/<split>.ltr           letter labels, "H I | Y O U |"
-    <out>/<split>.wrd           word transcripts
-    <out>/dict.ltr.txt          letter dictionary
-    <out>/corpus.json           the plan: preset, seed, speakers, sentences
-
-The transcripts of ``unlabeled`` are written too, for oracle analysis only; training code
-must not read them.
+Voices of espeak-ng act as speakers: held-out voices speak ``test_ood`` and ``unlabeled_ood``,
+the training voices everything else.  Every preset draws ``valid``/``test``/``test_ood`` from
+one fixed pool of sentences that no training split of any preset uses; ``labeled_10min``-style
+subsets are nested prefixes of their parent split.  The plan is decided by ``seed`` before
+synthesis, so a build is repeatable and an interrupted one resumes.  Writes fairseq's
+``{split}.tsv/.ltr/.wrd``, ``dict.ltr.txt``, ``wav/<split>/*.wav`` and ``corpus.json`` (the plan).
+The transcripts of unlabeled splits are for oracle analysis only; training must not read them.
 """
 import argparse
 import dataclasses
@@ -30,14 +22,19 @@ import tempfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import soundfile as sf
 
 from .text import letters, normalized_sentences, split_fortune_file
 
 SAMPLE_RATE = 16000
-SPLITS = ("labeled", "unlabeled", "valid", "test", "test_ood")
+EVAL_SPLITS = ("valid", "test", "test_ood")
+OOD_SPLITS = ("test_ood", "unlabeled_ood")
+# The fixed evaluation pool: sentences 0-799 of a seed-independent shuffle feed valid,
+# 800-1599 test, 1600-2399 test_ood, in every preset (so presets never train on each other's eval text).
+EVAL_POOL_SEED = 0
+EVAL_POOL_SLICE = 800
 FORTUNE_DIR = "/usr/share/games/fortunes"
 # Fortune files that hold pictures, not prose.
 SKIPPED_FORTUNE_FILES = {"art", "ascii-art"}
@@ -47,9 +44,18 @@ OOD_VOICES = ("en-gb-scotland", "en-029", "en-gb-x-gbcwmd")
 OOD_VARIANTS = ("m6", "m7", "f4", "f5")
 # Utterances per split.
 PRESETS: Dict[str, Dict[str, int]] = {
-    "tiny": {"labeled": 24, "unlabeled": 24, "valid": 8, "test": 8, "test_ood": 8},
+    "tiny": {"labeled": 24, "unlabeled": 24, "unlabeled_ood": 8, "valid": 8, "test": 8, "test_ood": 8},
     "demo": {"labeled": 1500, "unlabeled": 3000, "valid": 150, "test": 200, "test_ood": 200},
     "large": {"labeled": 1000, "unlabeled": 10500, "valid": 600, "test": 700, "test_ood": 700},
+    # The low-resource benchmark: 1 h labeled (10 min nested in it), 7 h unlabeled, 1 h of
+    # held-out voices for adaptation, 700 utterances per eval split (~3 s each).
+    "lowres": {"labeled": 1220, "unlabeled": 8600, "unlabeled_ood": 1220, "valid": 700, "test": 700,
+               "test_ood": 700},
+}
+# Nested subsets: name -> (parent split, utterances), the parent's first rows.
+SUBSETS: Dict[str, Dict[str, Tuple[str, int]]] = {
+    "tiny": {"labeled_10min": ("labeled", 12)},
+    "lowres": {"labeled_10min": ("labeled", 204), "labeled_1h": ("labeled", 1220)},
 }
 SYSTEM_PACKAGES = "espeak-ng sox fortunes-min fortunes"
 
@@ -103,27 +109,56 @@ def load_sentences(fortune_dir: str = FORTUNE_DIR, min_words: int = 4, max_words
     return normalized_sentences(entries, min_words, max_words)
 
 
+def eval_pool(sentences: Sequence[str]) -> Dict[str, List[str]]:
+    """The fixed evaluation sentences per eval split, the same for every preset and seed."""
+    pool = sorted(set(sentences))
+    random.Random(EVAL_POOL_SEED).shuffle(pool)
+    return {split: pool[k * EVAL_POOL_SLICE:(k + 1) * EVAL_POOL_SLICE] for k, split in enumerate(EVAL_SPLITS)}
+
+
+def eval_pool_sentences(fortune_dir: str = FORTUNE_DIR) -> set:
+    """Every sentence any preset may evaluate on (what an LM or a training split must not hold)."""
+    return {text for texts in eval_pool(load_sentences(fortune_dir)).values() for text in texts}
+
+
 def plan_corpus(sentences: Sequence[str], sizes: Dict[str, int], seed: int) -> List[Utterance]:
-    """Assign disjoint sentences and a speaker, rate and pitch to every utterance of every split."""
-    needed = sum(sizes.values())
-    if needed > len(sentences):
-        raise CorpusError(
-            f"the splits need {needed} sentences but only {len(sentences)} are usable; "
-            "choose smaller split sizes or install more fortune packages"
-        )
+    """Assign sentences and a speaker, rate and pitch to every utterance of every split.
+
+    Eval splits take the first sentences of their slice of the fixed pool; training splits take
+    disjoint sentences from the rest, and unlabeled splits re-speak training sentences in another
+    voice only once those run out."""
+    pools = eval_pool(sentences)
+    for split in EVAL_SPLITS:
+        if sizes.get(split, 0) > len(pools[split]):
+            raise CorpusError(f"the {split} split would need {sizes[split]} sentences but the evaluation pool "
+                              f"holds {len(pools[split])} for it (at most {EVAL_POOL_SLICE})")
+    reserved = {text for texts in pools.values() for text in texts}
     rng = random.Random(seed)
-    pool = list(sentences)
-    rng.shuffle(pool)
-    plan, start = [], 0
-    for split in SPLITS:
-        voices, variants = (OOD_VOICES, OOD_VARIANTS) if split == "test_ood" else (TRAIN_VOICES, TRAIN_VARIANTS)
-        for i, text in enumerate(pool[start:start + sizes[split]]):
-            plan.append(Utterance(
-                id=f"{split}-{i:06d}", split=split, text=text,
-                voice=rng.choice(voices), variant=rng.choice(variants),
-                rate=rng.randint(145, 185), pitch=rng.randint(35, 65),
-            ))
-        start += sizes[split]
+    train_pool = [text for text in sorted(set(sentences)) if text not in reserved]
+    rng.shuffle(train_pool)
+    # Labeled splits first, so that only unlabeled audio ever re-speaks a sentence.
+    train_splits = sorted((s for s in sizes if s not in EVAL_SPLITS), key=lambda s: s.startswith("unlabeled"))
+    unique = sum(sizes[s] for s in train_splits if not s.startswith("unlabeled"))
+    if unique > len(train_pool) or not train_pool:
+        raise CorpusError(
+            f"the splits need {sum(sizes.values())} sentences but only {len(train_pool)} are usable for "
+            "training; choose smaller split sizes or install more fortune packages"
+        )
+    plan, speakers, cursor = [], {}, 0
+    for split in [s for s in EVAL_SPLITS if s in sizes] + train_splits:
+        voices, variants = (OOD_VOICES, OOD_VARIANTS) if split in OOD_SPLITS else (TRAIN_VOICES, TRAIN_VARIANTS)
+        for i in range(sizes[split]):
+            if split in EVAL_SPLITS:
+                text = pools[split][i]
+            else:
+                text, cursor = train_pool[cursor % len(train_pool)], cursor + 1
+            taken = speakers.setdefault(text, set())
+            voice, variant = rng.choice(voices), rng.choice(variants)
+            while f"{voice}+{variant}" in taken and len(taken) < len(voices) * len(variants):
+                voice, variant = rng.choice(voices), rng.choice(variants)  # a re-spoken sentence, a new speaker
+            taken.add(f"{voice}+{variant}")
+            plan.append(Utterance(id=f"{split}-{i:06d}", split=split, text=text, voice=voice, variant=variant,
+                                  rate=rng.randint(145, 185), pitch=rng.randint(35, 65)))
     return plan
 
 
@@ -172,6 +207,7 @@ def write_dictionary(path: Path, transcripts: Sequence[str]) -> None:
 
 
 def _prepare_out_dir(out: Path, plan_json: dict, overwrite: bool) -> None:
+    splits = plan_json["sizes"]
     plan_file = out / "corpus.json"
     if plan_file.exists():
         if json.loads(plan_file.read_text()) == plan_json:
@@ -187,7 +223,7 @@ def _prepare_out_dir(out: Path, plan_json: dict, overwrite: bool) -> None:
             "Choose a new --out directory, or pass --overwrite"
         )
     if overwrite and out.exists():
-        for split in SPLITS:
+        for split in splits:
             shutil.rmtree(out / "wav" / split, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     _write_text(plan_file, [json.dumps(plan_json, indent=1)])
@@ -202,16 +238,22 @@ def build_corpus(
     progress: bool = True,
     fortune_dir: str = FORTUNE_DIR,
     sizes: Optional[Dict[str, int]] = None,
+    subsets: Optional[Dict[str, Tuple[str, int]]] = None,
 ) -> Path:
     """Build (or finish building) the corpus of ``preset`` in ``out_dir``; return its path."""
     if sizes is None:
         if preset not in PRESETS:
             raise CorpusError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        sizes = PRESETS[preset]
+        sizes, subsets = PRESETS[preset], SUBSETS.get(preset, {}) if subsets is None else subsets
+    subsets = subsets or {}
+    for name, (parent, count) in subsets.items():
+        if count > sizes.get(parent, 0):
+            raise CorpusError(f"subset {name} takes {count} utterances of {parent}, which has {sizes.get(parent, 0)}")
     check_system_tools()
     out = Path(out_dir).resolve()
     plan = plan_corpus(load_sentences(fortune_dir), sizes, seed)
-    plan_json = {"preset": preset, "seed": seed, "sizes": sizes, "sample_rate": SAMPLE_RATE,
+    plan_json = {"preset": preset, "seed": seed, "sizes": sizes, "subsets": {k: list(v) for k, v in subsets.items()},
+                 "sample_rate": SAMPLE_RATE,
                  "utterances": [dataclasses.asdict(u) for u in plan]}
     _prepare_out_dir(out, plan_json, overwrite)
 
@@ -226,8 +268,9 @@ def build_corpus(
                 bar.update()
         bar.close()
 
-    for split in SPLITS:
-        utts = [u for u in plan if u.split == split]
+    manifests = {split: [u for u in plan if u.split == split] for split in sizes}
+    manifests.update({name: manifests[parent][:count] for name, (parent, count) in subsets.items()})
+    for split, utts in manifests.items():
         rows = [f"{u.relpath}\t{sf.info(str(out / u.relpath)).frames}" for u in utts]
         _write_text(out / f"{split}.tsv", [str(out)] + rows)
         _write_text(out / f"{split}.wrd", [u.text for u in utts])

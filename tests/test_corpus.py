@@ -4,7 +4,7 @@ import pytest
 import soundfile as sf
 
 from data_prep.corpus import (
-    OOD_VOICES, PRESETS, SPLITS, TRAIN_VOICES, CorpusError, build_corpus, load_sentences, plan_corpus,
+    EVAL_SPLITS, OOD_VOICES, PRESETS, SUBSETS, TRAIN_VOICES, CorpusError, build_corpus, load_sentences, plan_corpus,
 )
 from data_prep.text import letters
 
@@ -14,7 +14,7 @@ def _read_lines(path):
 
 
 def test_splits_line_up(tiny_corpus):
-    for split in SPLITS:
+    for split in PRESETS["tiny"]:
         tsv = _read_lines(tiny_corpus / f"{split}.tsv")
         wrd = _read_lines(tiny_corpus / f"{split}.wrd")
         ltr = _read_lines(tiny_corpus / f"{split}.ltr")
@@ -24,7 +24,7 @@ def test_splits_line_up(tiny_corpus):
 
 
 def test_audio_matches_manifest(tiny_corpus):
-    for split in SPLITS:
+    for split in PRESETS["tiny"]:
         for row in _read_lines(tiny_corpus / f"{split}.tsv")[1:]:
             rel, frames = row.split("\t")
             info = sf.info(str(tiny_corpus / rel))
@@ -43,8 +43,8 @@ def test_dictionary_covers_every_letter(tiny_corpus):
 
 def test_ood_speakers_never_train_and_sentences_disjoint(tiny_corpus):
     plan = json.loads((tiny_corpus / "corpus.json").read_text())["utterances"]
-    voices = {split: {u["voice"] for u in plan if u["split"] == split} for split in SPLITS}
-    assert voices["test_ood"] <= set(OOD_VOICES)
+    voices = {split: {u["voice"] for u in plan if u["split"] == split} for split in PRESETS["tiny"]}
+    assert voices["test_ood"] | voices["unlabeled_ood"] <= set(OOD_VOICES)
     for split in ("labeled", "unlabeled", "valid", "test"):
         assert voices[split] <= set(TRAIN_VOICES)
     texts = [u["text"] for u in plan]
@@ -78,3 +78,43 @@ def test_resume_restores_missing_audio_and_refuses_other_corpus(tmp_path):
     with pytest.raises(CorpusError, match="not empty"):
         build_corpus(str(tmp_path / "mine"), preset="custom", sizes=sizes, progress=False)
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_no_preset_trains_on_any_presets_eval_sentences():
+    sentences = load_sentences()
+    plans = {name: plan_corpus(sentences, sizes, seed=1) for name, sizes in PRESETS.items()}
+    eval_texts = {u.text for plan in plans.values() for u in plan if u.split in EVAL_SPLITS}
+    for name, plan in plans.items():
+        train = [u for u in plan if u.split not in EVAL_SPLITS]
+        assert not {u.text for u in train} & eval_texts, name
+        assert [u.split for u in plan if u.split in EVAL_SPLITS] == [
+            s for s in EVAL_SPLITS if s in PRESETS[name] for _ in range(PRESETS[name][s])]
+    # Every preset's eval splits are prefixes of the same fixed pool, whatever the seed.
+    for split in EVAL_SPLITS:
+        demo = [u.text for u in plans["demo"] if u.split == split]
+        lowres = [u.text for u in plan_corpus(sentences, PRESETS["lowres"], seed=7) if u.split == split]
+        assert lowres[:len(demo)] == demo
+
+
+def test_unlabeled_audio_re_speaks_training_sentences_in_another_voice_only_when_they_run_out():
+    sentences = [f"sentence number {i} of a made up corpus" for i in range(2450)]
+    plan = plan_corpus(sentences, {"labeled": 20, "unlabeled": 60, "valid": 5, "test": 5, "test_ood": 5}, seed=3)
+    labeled = [u.text for u in plan if u.split == "labeled"]
+    unlabeled = [u for u in plan if u.split == "unlabeled"]
+    assert len(set(labeled)) == 20
+    # The 30 sentences left fresh, then 30 re-spoken from the start of the training pool.
+    assert len({u.text for u in unlabeled}) == 50 and sum(u.text in labeled for u in unlabeled) == 20
+    speakers = {}
+    for u in [u for u in plan if u.split not in EVAL_SPLITS]:
+        assert u.speaker not in speakers.get(u.text, set())
+        speakers.setdefault(u.text, set()).add(u.speaker)
+    with pytest.raises(CorpusError, match="need .* sentences"):
+        plan_corpus(sentences, {"labeled": 51, "unlabeled": 1, "valid": 5, "test": 5, "test_ood": 5}, seed=3)
+
+
+def test_nested_subsets_are_prefixes_of_their_parent(tiny_corpus):
+    for name, (parent, count) in SUBSETS["tiny"].items():
+        for ext in ("tsv", "ltr", "wrd"):
+            sub, full = _read_lines(tiny_corpus / f"{name}.{ext}"), _read_lines(tiny_corpus / f"{parent}.{ext}")
+            header = 1 if ext == "tsv" else 0
+            assert sub == full[:count + header]
