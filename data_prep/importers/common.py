@@ -267,6 +267,7 @@ def write_split(items: Sequence[Item], out: Union[str, Path], split: str, source
         rows = [row for item in items for row in done[item.key]]
         record["splits"][split] = dict(request, labeled=labeled, files=len(items), rows=len(rows),
                                        hours=round(sum(n for _, n in rows) / SAMPLE_RATE / 3600, 4),
+                                       longest_seconds=max(n for _, n in rows) / SAMPLE_RATE,  # vs task.max_sample_size
                                        converted=sum(Path(p).is_relative_to(opts.cache) for p, _ in rows),
                                        complete=True)
         _write_text(out / RECORD, [json.dumps(record, indent=1)])

@@ -48,6 +48,7 @@ def test_librispeech_subsets_to_splits(tiny_corpus, tmp_path):
     assert record["splits"]["labeled"]["source"] == "librispeech"
     assert record["splits"]["labeled"]["normalization"] == "librispeech"
     assert record["splits"]["valid"]["rows"] == 3 and record["dictionary"] == "fixed"
+    assert record["splits"]["labeled"]["longest_seconds"] == max(n for n, _ in imported(out, "labeled").values()) / 16000
 
 
 def test_librilight_limited_sets_by_their_definitions(tiny_corpus, tmp_path):
