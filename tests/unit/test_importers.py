@@ -254,3 +254,34 @@ def test_cli_prints_the_command_that_fixes_a_refusal(tmp_path, capsys):
     assert f"rerun as: python -m data_prep.importers.librispeech {' '.join(args)} --resample" in err
     assert librispeech_main(args + ["--resample"]) == 0
     assert "valid: 1 rows" in capsys.readouterr().out
+
+
+def test_every_command_line(tiny_corpus, tmp_path, capsys):
+    from lhotse import Recording, RecordingSet
+
+    from data_prep.importers import librilight, lhotse_manifest, table, unlabeled
+
+    utterances = tiny_utterances(tiny_corpus, "test")
+    folders = [f"{part}/{kind}" for part in [f"1h/{i}" for i in range(6)] + ["9h"] for kind in ("clean", "other")]
+    for speaker, folder in enumerate(folders):
+        write_librispeech(tmp_path / "librispeech_finetuning" / folder, utterances[speaker % 2:][:1], speaker0=10 * speaker)
+    (tmp_path / "t.csv").write_text("path,text\n" + "".join(
+        f"librispeech_finetuning/9h/clean/{rel.relative_to(tmp_path / 'librispeech_finetuning/9h/clean')},x y\n"
+        for rel in sorted((tmp_path / "librispeech_finetuning/9h/clean").rglob("*.flac"))))
+    rec = Recording.from_file(next((tmp_path / "librispeech_finetuning/9h/other").rglob("*.flac")), recording_id="r")
+    RecordingSet.from_recordings([rec]).to_file(tmp_path / "recs.jsonl.gz")
+    out = str(tmp_path / "data")
+    common_args = ["--out", out, "--no-progress", "--jobs", "2"]
+    assert librilight.main(["--root", str(tmp_path / "librispeech_finetuning"), "--set", "1h", "--split", "labeled"]
+                           + common_args) == 0
+    assert unlabeled.main(["--root", str(tmp_path / "librispeech_finetuning/9h"), "--split", "unlabeled",
+                           "--segment-seconds", "1"] + common_args) == 0
+    assert table.main(["--table", str(tmp_path / "t.csv"), "--split", "valid"] + common_args) == 0
+    assert lhotse_manifest.main(["--recordings", str(tmp_path / "recs.jsonl.gz"), "--split", "test"] + common_args) == 0
+    printed = capsys.readouterr().out
+    assert "labeled: 12 rows" in printed and "valid: 1 rows" in printed and "test: 1 rows" in printed
+    record = json.loads((tmp_path / "data" / "import.json").read_text())
+    # 1 s chunks, a tail under 1 s joins the chunk before it: a file of n samples gives n // 16000 rows
+    assert record["splits"]["unlabeled"]["rows"] == sum(len(a) // 16000 for a, _ in utterances[:2])
+    assert [record["splits"][s]["source"] for s in ("labeled", "unlabeled", "valid", "test")] == [
+        "librilight-1h", "unlabeled", "table", "lhotse"]
