@@ -1,6 +1,7 @@
 """Libri-Light's limited-resource labeled sets (``librispeech_finetuning/``) to fairseq files.
 
-    python -m data_prep.importers.librilight --root /data/librispeech_finetuning --set 10h --split labeled --out data/ll10h
+    python -m data_prep.importers.librilight --root /data/librispeech_finetuning --set 10h \\
+        --split labeled --out data/ll10h
 
 The papers' sets by their usual definitions (wav2vec 2.0, HuBERT, slimIPL use these):
 

@@ -39,7 +39,8 @@ def test_librispeech_subsets_to_splits(tiny_corpus, tmp_path):
     assert {k: v[1] for k, v in imported(out, "labeled").items()} == train
     assert {k: v[1] for k, v in imported(out, "valid").items()} == dev
     first = next(iter(train))
-    assert (out / "labeled.ltr").read_text().splitlines()[0] == " ".join(" ".join(w) + " |" for w in train[first].split())
+    spelled = " ".join(" ".join(word) + " |" for word in train[first].split())
+    assert (out / "labeled.ltr").read_text().splitlines()[0] == spelled
     assert not (out / "cache").exists()  # 16 kHz mono flac is referenced where it lies
     fixed = tmp_path / "dict.ltr.txt"
     write_dictionary(fixed, [])
@@ -48,7 +49,8 @@ def test_librispeech_subsets_to_splits(tiny_corpus, tmp_path):
     assert record["splits"]["labeled"]["source"] == "librispeech"
     assert record["splits"]["labeled"]["normalization"] == "librispeech"
     assert record["splits"]["valid"]["rows"] == 3 and record["dictionary"] == "fixed"
-    assert record["splits"]["labeled"]["longest_seconds"] == max(n for n, _ in imported(out, "labeled").values()) / 16000
+    longest = max(n for n, _ in imported(out, "labeled").values())
+    assert record["splits"]["labeled"]["longest_seconds"] == longest / 16000
 
 
 def test_librilight_limited_sets_by_their_definitions(tiny_corpus, tmp_path):
@@ -264,7 +266,8 @@ def test_every_command_line(tiny_corpus, tmp_path, capsys):
     utterances = tiny_utterances(tiny_corpus, "test")
     folders = [f"{part}/{kind}" for part in [f"1h/{i}" for i in range(6)] + ["9h"] for kind in ("clean", "other")]
     for speaker, folder in enumerate(folders):
-        write_librispeech(tmp_path / "librispeech_finetuning" / folder, utterances[speaker % 2:][:1], speaker0=10 * speaker)
+        write_librispeech(tmp_path / "librispeech_finetuning" / folder, utterances[speaker % 2:][:1],
+                          speaker0=10 * speaker)
     (tmp_path / "t.csv").write_text("path,text\n" + "".join(
         f"librispeech_finetuning/9h/clean/{rel.relative_to(tmp_path / 'librispeech_finetuning/9h/clean')},x y\n"
         for rel in sorted((tmp_path / "librispeech_finetuning/9h/clean").rglob("*.flac"))))
