@@ -143,6 +143,14 @@ def _segments(frames: int, rate: int, opts: AudioOptions) -> List[Tuple[int, int
     return [(k * seg, seg if k < count - 1 else frames - k * seg) for k in range(count)]
 
 
+def _refuse_other_rate(where: str, rate: int, opts: AudioOptions) -> None:
+    if rate != SAMPLE_RATE and not opts.resample:
+        raise ImportProblem(
+            f"{where} is {rate} Hz; the models read {SAMPLE_RATE} Hz. Pass --resample (resample=True) to write "
+            f"16 kHz copies into {opts.cache}, or convert the files first (sox in.flac -r {SAMPLE_RATE} out.flac)",
+            "--resample")
+
+
 def prepare(item: Item, opts: AudioOptions) -> List[Row]:
     """The 16 kHz mono rows of one item: the source file itself when it can serve as is,
     otherwise files written into the cache (reused when a resumed import finds them)."""
@@ -150,6 +158,7 @@ def prepare(item: Item, opts: AudioOptions) -> List[Row]:
         target = opts.cache / f"{item.key}.flac"
         if not target.exists():
             audio, rate = item.load()
+            _refuse_other_rate(item.path, rate, opts)
             _write_flac(target, to_16k(select_channel(audio, opts.channel, item.path), rate))
         return [(str(target), sf.info(str(target)).frames)]
     try:
@@ -157,11 +166,7 @@ def prepare(item: Item, opts: AudioOptions) -> List[Row]:
     except Exception as e:  # soundfile raises RuntimeError or LibsndfileError, by version
         raise ImportProblem(f"{item.path} is not readable audio ({str(e).strip()}); re-create or remove it")
     frames = info.frames - item.start if item.frames < 0 else item.frames
-    if info.samplerate != SAMPLE_RATE and not opts.resample:
-        raise ImportProblem(
-            f"{item.path} is {info.samplerate} Hz; the models read {SAMPLE_RATE} Hz. Pass --resample "
-            f"(resample=True) to write 16 kHz copies into {opts.cache}, or convert the files first "
-            f"(sox in.flac -r {SAMPLE_RATE} out.flac)", "--resample")
+    _refuse_other_rate(item.path, info.samplerate, opts)
     if info.channels > 1 and opts.channel is None:
         select_channel(np.zeros((info.channels, 1)), None, item.path)  # raises, with the choices
     pieces = [(item.start + s, n) for s, n in _segments(frames, info.samplerate, opts)]
@@ -203,15 +208,22 @@ def _claim_split(out: Path, split: str, request: dict, dictionary: str, overwrit
     return False
 
 
-def _read_progress(path: Path) -> Dict[str, List[Row]]:
+def _read_progress(path: Path, request: dict, cache: Path) -> Dict[str, List[Row]]:
+    """The items an interrupted import of the same request finished; the progress (and the
+    cache) of an import with other options is discarded, never mixed in."""
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    if not lines or json.loads(lines[0]) != {"request": request}:
+        shutil.rmtree(cache, ignore_errors=True)
+        path.parent.mkdir(exist_ok=True)
+        _write_text(path, [json.dumps({"request": request})])
+        return {}
     done = {}
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:  # the line a kill cut short: that item is redone
-                continue
-            done[entry["key"]] = [tuple(row) for row in entry["rows"]]
+    for line in lines[1:]:
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:  # the line a kill cut short: that item is redone
+            continue
+        done[entry["key"]] = [tuple(row) for row in entry["rows"]]
     return done
 
 
@@ -245,12 +257,11 @@ def write_split(items: Sequence[Item], out: Union[str, Path], split: str, source
     out.mkdir(parents=True, exist_ok=True)
     complete = _claim_split(out, split, request, dictionary, overwrite, opts.cache)
     progress_file = out / ".import" / f"{split}.jsonl"
-    done = {} if complete else _read_progress(progress_file)
+    done = {} if complete else _read_progress(progress_file, request, opts.cache)
     todo = [item for item in items if item.key not in done]
     if todo and not complete:
         from tqdm import tqdm
 
-        progress_file.parent.mkdir(exist_ok=True)
         with open(progress_file, "a", encoding="utf-8") as log, ThreadPoolExecutor(max(1, jobs)) as pool, \
                 tqdm(total=len(items), initial=len(items) - len(todo), desc=f"importing {split}", unit="file",
                      disable=not progress) as bar:

@@ -184,8 +184,10 @@ def test_lhotse_manifests_made_with_lhotse(tiny_corpus, tmp_path):
     SupervisionSet.from_segments(supervisions).to_file(tmp_path / "sups.jsonl.gz")
 
     out = tmp_path / "data"
-    result = import_lhotse("labeled", recordings=tmp_path / "recs.jsonl.gz", supervisions=tmp_path / "sups.jsonl.gz",
-                           out=out, progress=False)
+    manifests = dict(recordings=tmp_path / "recs.jsonl.gz", supervisions=tmp_path / "sups.jsonl.gz")
+    with pytest.raises(ImportProblem, match="long-a.* is 8000 Hz.*--resample"):
+        import_lhotse("labeled", out=out, progress=False, **manifests)
+    result = import_lhotse("labeled", out=out, resample=True, progress=False, **manifests)
     rows = imported(out, "labeled")
     texts = {k: v[1] for k, v in rows.items()}
     assert texts["r0"] == utterances[0][1] and texts["r1"] == utterances[1][1]
@@ -221,7 +223,7 @@ def test_resumes_after_a_kill_and_never_overwrites(tiny_corpus, tmp_path, monkey
     monkeypatch.setattr(common, "prepare", dies_after_four)
     with pytest.raises(KeyboardInterrupt):
         import_librispeech(ls, "labeled", out=out, progress=False)
-    assert len((out / ".import" / "labeled.jsonl").read_text().splitlines()) == 4
+    assert len((out / ".import" / "labeled.jsonl").read_text().splitlines()) == 1 + 4  # the request, 4 items
     assert not (out / "labeled.tsv").exists()
     calls.clear()
     monkeypatch.setattr(common, "prepare", lambda item, opts: calls.append(item.key) or real(item, opts))
@@ -288,3 +290,23 @@ def test_every_command_line(tiny_corpus, tmp_path, capsys):
     assert record["splits"]["unlabeled"]["rows"] == sum(len(a) // 16000 for a, _ in utterances[:2])
     assert [record["splits"][s]["source"] for s in ("labeled", "unlabeled", "valid", "test")] == [
         "librilight-1h", "unlabeled", "table", "lhotse"]
+
+
+def test_progress_of_an_import_with_other_options_is_not_reused(tiny_corpus, tmp_path, monkeypatch):
+    ls = tmp_path / "train-clean-100"
+    write_librispeech(ls, tiny_utterances(tiny_corpus, "labeled")[:4])
+    out, calls, real = tmp_path / "data", [], common.prepare
+
+    def dies_after_two(item, opts):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(item.key)
+        return real(item, opts)
+
+    monkeypatch.setattr(common, "prepare", dies_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        import_librispeech(ls, "labeled", out=out, channel="mix", progress=False)
+    calls.clear()
+    monkeypatch.setattr(common, "prepare", lambda item, opts: calls.append(item.key) or real(item, opts))
+    import_librispeech(ls, "labeled", out=out, channel=0, progress=False)
+    assert len(calls) == 4
