@@ -71,13 +71,12 @@ NORMALIZERS: Dict[str, Callable[[str], str]] = {"librispeech": normalize_librisp
 
 @dataclass(frozen=True)
 class Item:
-    """One source of manifest rows: a file (or a part of it), or audio that ``load`` returns."""
+    """One source of manifest rows: a file (several rows when it is cut into chunks), or audio
+    that ``load`` returns."""
 
     key: str  # unique in the split, a relative path without extension: names the cache file
     path: str  # the source file (for lhotse: the recording id, for messages)
     text: Optional[str] = None  # normalized transcript; None for unlabeled audio
-    start: int = 0  # first sample, at the file's own rate
-    frames: int = -1  # samples to take at the file's own rate; -1: to the end
     load: Optional[Callable[[], Tuple[np.ndarray, int]]] = field(default=None, compare=False)
     # load() -> (channels x samples float array, sample rate): audio only a library can read
 
@@ -165,11 +164,10 @@ def prepare(item: Item, opts: AudioOptions) -> List[Row]:
         info = sf.info(item.path)
     except Exception as e:  # soundfile raises RuntimeError or LibsndfileError, by version
         raise ImportProblem(f"{item.path} is not readable audio ({str(e).strip()}); re-create or remove it")
-    frames = info.frames - item.start if item.frames < 0 else item.frames
     _refuse_other_rate(item.path, info.samplerate, opts)
     if info.channels > 1 and opts.channel is None:
         select_channel(np.zeros((info.channels, 1)), None, item.path)  # raises, with the choices
-    pieces = [(item.start + s, n) for s, n in _segments(frames, info.samplerate, opts)]
+    pieces = _segments(info.frames, info.samplerate, opts)
     if info.samplerate == SAMPLE_RATE and info.channels == 1 and pieces == [(0, info.frames)]:
         return [(os.path.abspath(item.path), info.frames)]
     rows = []
