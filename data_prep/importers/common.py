@@ -123,13 +123,12 @@ def to_16k(mono: np.ndarray, rate: int) -> np.ndarray:
     return torchaudio.functional.resample(torch.from_numpy(np.ascontiguousarray(mono)), rate, SAMPLE_RATE).numpy()
 
 
-def _write_flac(path: Path, audio: np.ndarray) -> int:
+def _write_flac(path: Path, audio: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.flac")
     # Resampling can overshoot full scale slightly; 16-bit FLAC would wrap instead of clipping.
     sf.write(str(tmp), np.clip(audio, -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16")
     os.replace(tmp, path)
-    return len(audio)
 
 
 def _segments(frames: int, rate: int, opts: AudioOptions) -> List[Tuple[int, int]]:
