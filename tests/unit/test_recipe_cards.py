@@ -2,9 +2,10 @@
 composed through hydra as fairseq-hydra-train composes it, holds each value its card states,
 and so does the demo config; a card row that drifts from its config fails here.
 
-A card table is announced by ``<!-- recipe: CONFIG_DIR CONFIG_NAME PAPER_OVERRIDE... [| DEMO_OVERRIDE...] -->``:
-the paper recipe is CONFIG_NAME with the paper overrides, the demo CONFIG_NAME with the demo ones.  Rows whose first cell is a
-`dotted.config.key` are checked: the ``paper recipe`` and ``demo`` cells, where they hold a
+A card table is announced by
+``<!-- recipe: CONFIG_DIR CONFIG_NAME PAPER_OVERRIDE... [| DEMO_OVERRIDE...] -->``: the paper
+recipe is CONFIG_NAME with the paper overrides, the demo CONFIG_NAME with the demo ones.  Rows
+whose first cell is a `dotted.config.key` are checked: the ``paper recipe`` and ``demo`` cells, where they hold a
 `yaml value`, must equal the composed value (other cells, e.g. "not expressible", are prose).
 """
 import argparse
