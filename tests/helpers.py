@@ -74,3 +74,19 @@ class RunsShellCommand:
 
     def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
+
+
+def compose_example(config_dir, config_name, *overrides):
+    """An example config composed as fairseq-hydra-train composes it (fairseq's schema registered
+    under the config's name, hydra's 1.1 defaults: fairseq's @hydra.main gives no version_base),
+    as a plain dict; the hydra node is left out but for hydra.job.chdir."""
+    from fairseq.dataclass.initialize import hydra_init
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    hydra_init(config_name)
+    with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.1"):
+        cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    composed = OmegaConf.to_container(cfg, enum_to_str=True)
+    composed["hydra"] = {"job": {"chdir": cfg.hydra.job.chdir}}
+    return composed

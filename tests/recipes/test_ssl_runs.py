@@ -10,7 +10,7 @@ import torch
 
 from data_prep import hubert_labels as hl
 from sslasr_plugin.checkpoint import load_checkpoint
-from tests.helpers import REPO, generate, hydra_train, run_cli
+from tests.helpers import REPO, compose_example, generate, hydra_train, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -161,19 +161,19 @@ GPU_VARIANTS = {  # config: (its base config, parameters in millions)
 
 @pytest.mark.parametrize("variant", sorted(GPU_VARIANTS))
 def test_gpu_size_variant_builds_at_paper_size(variant, tiny_corpus, mfcc_labels):
-    """The +gpu=... variants, merged over their config as hydra does, build the paper-size model
-    (training them needs a GPU: docs/RESULTS.md says which were run)."""
+    """The +gpu=... variants, composed over their config as fairseq-hydra-train does, build the
+    paper-size model (training them needs a GPU: docs/RESULTS.md says which were run)."""
     from fairseq import tasks
     from fairseq.dataclass.configs import FairseqConfig
     from fairseq.dataclass.initialize import add_defaults
     from omegaconf import OmegaConf
 
     base, (low, high) = GPU_VARIANTS[variant]
-    examples = REPO / "examples"
-    primary = {k: v for k, v in OmegaConf.load(examples / f"{base}.yaml").items() if k != "hydra"}
+    method, name = base.split("/")
     data = [f"task.data={tiny_corpus}"] + ([f"task.label_dir={mfcc_labels}"] if "hubert" in base else [])
-    cfg = OmegaConf.merge(OmegaConf.structured(FairseqConfig), primary, OmegaConf.load(examples / f"{variant}.yaml"),
-                          OmegaConf.from_dotlist(data))
+    composed = compose_example(REPO / "examples" / method, name, f"+gpu={name}", *data)
+    del composed["hydra"]
+    cfg = OmegaConf.merge(OmegaConf.structured(FairseqConfig), composed)
     add_defaults(cfg)
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     assert cfg.common.bf16
