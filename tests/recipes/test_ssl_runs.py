@@ -162,7 +162,7 @@ GPU_VARIANTS = {  # config: (its base config, parameters in millions)
 @pytest.mark.parametrize("variant", sorted(GPU_VARIANTS))
 def test_gpu_size_variant_builds_at_paper_size(variant, tiny_corpus, mfcc_labels):
     """The +gpu=... variants, composed over their config as fairseq-hydra-train does, build the
-    paper-size model (training them needs a GPU: docs/RESULTS.md says which were run)."""
+    paper-size model (training them needs a GPU: docs/results/ssl.md says which were run)."""
     from fairseq import tasks
     from fairseq.dataclass.configs import FairseqConfig
     from fairseq.dataclass.initialize import add_defaults
