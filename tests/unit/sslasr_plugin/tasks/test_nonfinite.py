@@ -257,7 +257,7 @@ def test_skip_decision_is_the_same_on_every_rank():
     assert results[0] == results[1] == (1, 1, 1.0, ["loss", "nonfinite", "nsentences", "ntokens"])
 
 
-# ------------------------------------------------------------------ real data, real runs
+# ------------------------------------------------------------------------------ real data
 
 
 def test_data_check_finds_nan_samples(corpus_copy, capsys):

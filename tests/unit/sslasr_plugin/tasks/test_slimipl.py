@@ -360,6 +360,3 @@ def test_cache_is_identical_on_every_rank_and_each_rank_trains_on_its_part():
     assert entries0 == entries1 and len(entries0) == 3
     assert all(e[1] == e[0] + 100 for e in entries0)  # rank 1's part was labeled at the same step
     assert [t + 100 for t in trained0] == trained1
-
-
-# ------------------------------------------------------------------ real runs
