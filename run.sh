@@ -51,11 +51,43 @@ python_env() {
     cp requirements.txt "$stamp"
 }
 
+# KenLM's lmplz and build_binary (data_prep.lm estimates n-gram LMs with them): built once from
+# the sources in PyPI's kenlm sdist into $VENV/bin; needs cmake, Boost, zlib (apt-get as root).
+KENLM_VERSION=0.3.0
+KENLM_PACKAGES=(cmake g++ make libboost-program-options-dev libboost-system-dev libboost-thread-dev
+                libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev)
+
+kenlm_tools() {
+    if [ -x "$VENV/bin/lmplz" ] && [ -x "$VENV/bin/build_binary" ]; then
+        return
+    fi
+    if ! dpkg -s "${KENLM_PACKAGES[@]}" >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            echo "installing ${KENLM_PACKAGES[*]} (apt-get, to build KenLM)"
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${KENLM_PACKAGES[@]}" >/dev/null
+        else
+            echo "error: building KenLM needs ${KENLM_PACKAGES[*]}; install them with apt-get" >&2
+            exit 2
+        fi
+    fi
+    echo "building KenLM $KENLM_VERSION's lmplz and build_binary into $VENV/bin (once, ~3 min on 2 cores)"
+    local build
+    build=$(mktemp -d)
+    "$VENV/bin/python" -m pip download -q --no-deps --no-binary kenlm --no-build-isolation -d "$build" \
+        "kenlm==$KENLM_VERSION"
+    tar -xzf "$build/kenlm-$KENLM_VERSION.tar.gz" -C "$build"
+    local log
+    log=$(cmake -S "$build/kenlm-$KENLM_VERSION" -B "$build/build" -DCMAKE_BUILD_TYPE=Release 2>&1 &&
+          cmake --build "$build/build" --target lmplz build_binary -j "$(nproc)" 2>&1) || { echo "$log" >&2; exit 1; }
+    cp "$build/build/bin/lmplz" "$build/build/bin/build_binary" "$VENV/bin/"
+    rm -rf "$build"
+}
+
 cmd=${1:-help}
 [ $# -gt 0 ] && shift
 case "$cmd" in
-    setup) system_packages; python_env ;;
-    demo) system_packages; python_env; PATH="$VENV/bin:$PATH" bash examples/ctc/run_demo.sh "$@" ;;
-    test) system_packages; python_env; PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest tests "$@" ;;
+    setup) system_packages; python_env; kenlm_tools ;;
+    demo) system_packages; python_env; kenlm_tools; PATH="$VENV/bin:$PATH" bash examples/ctc/run_demo.sh "$@" ;;
+    test) system_packages; python_env; kenlm_tools; PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest tests "$@" ;;
     *) sed -n '2,9p' "$0"; exit 2 ;;
 esac

@@ -1,0 +1,48 @@
+"""fairseq-generate with a tiny KenLM LM on the tiny corpus's CTC model (real command lines)."""
+import re
+
+import pytest
+
+from conftest import generate
+from data_prep.lm import build_lms
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def corpus_lm(tiny_corpus, tmp_path_factory):
+    """Word and letter LMs from the tiny corpus's labeled transcripts."""
+    sentences = (tiny_corpus / "labeled.wrd").read_text().splitlines()
+    return build_lms(str(tmp_path_factory.mktemp("lm")), word_order=3, letter_order=5, sentences=sentences)
+
+
+def hypotheses(stdout):
+    return {line.split("\t")[0]: line.split("\t")[2] for line in stdout.splitlines() if line.startswith("D-")}
+
+
+def test_greedy_whatever_the_beam_without_an_lm(tiny_corpus, ctc_checkpoint):
+    beam1 = generate(tiny_corpus, ctc_checkpoint, "test").stdout
+    beam50 = generate(tiny_corpus, ctc_checkpoint, "test", "--beam", "50").stdout
+    assert hypotheses(beam1) == hypotheses(beam50) and len(hypotheses(beam1)) == 8
+
+
+def test_lexicon_decoding_outputs_lexicon_words(tiny_corpus, ctc_checkpoint, corpus_lm):
+    # A large word score makes the decoder emit words even from a 3-update model.
+    proc = generate(tiny_corpus, ctc_checkpoint, "test", "--beam", "20", "--kenlm-model", corpus_lm / "word.bin",
+                    "--lexicon", corpus_lm / "lexicon.txt", "--lm-weight", "1", "--word-score", "20")
+    lexicon = {line.split("\t")[0] for line in (corpus_lm / "lexicon.txt").read_text().splitlines()}
+    words = [w for hyp in hypotheses(proc.stdout).values() for w in hyp.split()]
+    assert len(hypotheses(proc.stdout)) == 8 and words and set(words) <= lexicon
+    assert re.search(r"Generate test with beam=20: WER: [\d.]+", proc.stdout + proc.stderr)
+
+
+def test_lexicon_free_decoding_runs(tiny_corpus, ctc_checkpoint, corpus_lm):
+    proc = generate(tiny_corpus, ctc_checkpoint, "test", "--beam", "20", "--kenlm-model", corpus_lm / "letter.bin",
+                    "--lm-weight", "1")
+    assert len(hypotheses(proc.stdout)) == 8
+    assert re.search(r"Generate test with beam=20: WER: [\d.]+", proc.stdout + proc.stderr)
+
+
+def test_missing_lm_names_the_file(tiny_corpus, ctc_checkpoint, tmp_path):
+    proc = generate(tiny_corpus, ctc_checkpoint, "test", "--kenlm-model", tmp_path / "none.bin", check=False)
+    assert proc.returncode != 0 and f"KenLM model {tmp_path / 'none.bin'} does not exist" in proc.stderr
