@@ -1,9 +1,10 @@
 """fairseq-generate with a tiny KenLM LM on the tiny corpus's CTC model (real command lines)."""
 import re
+import sys
 
 import pytest
 
-from conftest import generate
+from conftest import generate, run_cli
 from data_prep.lm import build_lms
 
 pytestmark = pytest.mark.slow
@@ -46,3 +47,16 @@ def test_lexicon_free_decoding_runs(tiny_corpus, ctc_checkpoint, corpus_lm):
 def test_missing_lm_names_the_file(tiny_corpus, ctc_checkpoint, tmp_path):
     proc = generate(tiny_corpus, ctc_checkpoint, "test", "--kenlm-model", tmp_path / "none.bin", check=False)
     assert proc.returncode != 0 and f"KenLM model {tmp_path / 'none.bin'} does not exist" in proc.stderr
+
+
+def test_tune_lm_prints_the_best_pair_and_decodes_with_it(tiny_corpus, ctc_checkpoint, corpus_lm, tmp_path):
+    proc = run_cli([sys.executable, "-m", "sslasr_plugin.decoding.tune_lm", tiny_corpus, "--path", ctc_checkpoint,
+                    "--kenlm-model", corpus_lm / "word.bin", "--lexicon", corpus_lm / "lexicon.txt", "--beam", "5",
+                    "--lm-weights", "0", "1", "--scores", "0", "20", "--decode", "test",
+                    "--results-path", tmp_path / "decode"])
+    rows = re.findall(r"^\| ([\d.]+) \| ([\d.-]+) \| ([\d.]+) \|", proc.stdout, re.M)
+    assert [(w, s) for w, s, _ in rows] == [("0.0", "0.0"), ("0.0", "20.0"), ("1.0", "0.0"), ("1.0", "20.0")]
+    best = re.search(r"best on valid: --lm-weight ([\d.]+) --word-score ([\d.-]+) \(WER ([\d.]+)", proc.stdout)
+    assert float(best.group(3)) == min(float(wer) for _, _, wer in rows)
+    assert re.search(r"^\| test \| 8 \| \d+ \|", proc.stdout, re.M)
+    assert (tmp_path / "decode" / "test" / "generate-test.txt").exists()
