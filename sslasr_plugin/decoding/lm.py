@@ -105,3 +105,15 @@ class LmBeamDecoder:
                 "positional_scores": lprobs[b, frames, tokens],
             })
         return hypos
+
+
+def aligned_path(lprobs: torch.Tensor, tokens: torch.Tensor, blank: int) -> torch.Tensor:
+    """The frame path (T,) of transcript ``tokens`` through ``lprobs`` (T, V): torchaudio's CTC
+    forced alignment, so that a beam-search transcript becomes frame labels (CSL, CE-PL) the way
+    a best path does; collapsed, the path gives ``tokens`` back.  No token: all blank."""
+    from torchaudio.functional import forced_align
+
+    if tokens.numel() == 0:
+        return torch.full((lprobs.size(0),), blank, dtype=torch.long)
+    path, _ = forced_align(lprobs[None].float().contiguous(), tokens[None].long(), blank=blank)
+    return path[0].long()

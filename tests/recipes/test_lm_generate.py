@@ -1,4 +1,5 @@
 """fairseq-generate with a tiny KenLM LM on the tiny corpus's CTC model (real command lines)."""
+import json
 import re
 import sys
 
@@ -60,3 +61,23 @@ def test_tune_lm_prints_the_best_pair_and_decodes_with_it(tiny_corpus, ctc_check
     assert float(best.group(3)) == min(float(wer) for _, _, wer in rows)
     assert re.search(r"^\| test \| 8 \| \d+ \|", proc.stdout, re.M)
     assert (tmp_path / "decode" / "test" / "generate-test.txt").exists()
+
+
+def test_lm_pseudo_labels_spell_lexicon_words_and_report_error_rates(tiny_corpus, ctc_checkpoint, corpus_lm,
+                                                                     tmp_path):
+    common = [sys.executable, "-m", "data_prep.pseudo_labels", "--teacher", ctc_checkpoint, "--data", tiny_corpus,
+              "--splits", "valid", "--no-progress"]
+    greedy = run_cli(common + ["--out", tmp_path / "greedy"])
+    with_lm = run_cli(common + ["--out", tmp_path / "lm", "--kenlm-model", corpus_lm / "word.bin",
+                                "--lexicon", corpus_lm / "lexicon.txt", "--beam", "20", "--word-score", "20"])
+    for proc in (greedy, with_lm):
+        assert re.search(r"valid: pseudo-label WER [\d.]+, CER [\d.]+ against valid.ltr", proc.stdout)
+    meta = json.loads((tmp_path / "lm" / "plab.json").read_text())
+    assert meta["rule"].startswith("forced alignment") and meta["oracle_error_rates"]["valid"]["utterances"] == 8
+    lexicon = {line.split("\t")[0] for line in (corpus_lm / "lexicon.txt").read_text().splitlines()}
+    spelled = [line.replace(" ", "").replace("|", " ").split()
+               for line in (tmp_path / "lm" / "valid.plab.ltr").read_text().splitlines()]
+    assert any(spelled) and {w for words in spelled for w in words} <= lexicon
+    # One label per encoder frame either way; the LM path only moves which token a frame carries.
+    for lm_row, greedy_row in zip(*[(tmp_path / d / "valid.plab").read_text().splitlines() for d in ("lm", "greedy")]):
+        assert len(lm_row.split()) == len(greedy_row.split())

@@ -6,7 +6,7 @@ import torch
 
 from data_prep.lm import build_lms
 from sslasr_plugin.decoding.ctc import greedy_decode
-from sslasr_plugin.decoding.lm import LmBeamDecoder, LmDecodingError
+from sslasr_plugin.decoding.lm import LmBeamDecoder, LmDecodingError, aligned_path
 
 TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "|", "A", "C", "K", "T", "H", "E"]
 BLANK = 0
@@ -82,3 +82,17 @@ def test_malformed_lexicon_names_file_and_line(tiny_lm, tmp_path, line, why):
     lexicon.write_text(f"THE\tT H E |\n{line}\n")
     with pytest.raises(LmDecodingError, match=f"{lexicon}:2: .*{why}"):
         LmBeamDecoder(TOKENS, BLANK, str(tiny_lm / "word.bin"), str(lexicon))
+
+
+def test_aligned_path_collapses_to_the_lm_transcript(tiny_lm):
+    """An LM transcript that differs from the best path (CAT for KAT) becomes a frame path that
+    spells it, on the frames where the best path spells KAT."""
+    lprobs, lengths = emission("THE|KAT|", prefer={"K": "C"})
+    hypo = LmBeamDecoder(TOKENS, BLANK, str(tiny_lm / "letter.bin"), beam=20, lm_weight=2.0)(lprobs, lengths, BLANK)[0]
+    path = aligned_path(lprobs[0], hypo["tokens"], BLANK)
+    greedy = lprobs[0].argmax(-1)
+    assert path.shape == greedy.shape
+    assert torch.equal(torch.unique_consecutive(path)[torch.unique_consecutive(path) != BLANK], hypo["tokens"])
+    differs = (path != greedy).nonzero().flatten().tolist()
+    assert [TOKENS[greedy[t]] for t in differs] == ["K"] and [TOKENS[path[t]] for t in differs] == ["C"]
+    assert torch.equal(aligned_path(lprobs[0], torch.tensor([], dtype=torch.long), BLANK), torch.zeros(16).long())
