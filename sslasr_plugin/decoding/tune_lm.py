@@ -26,27 +26,29 @@ from .report import error_rates, markdown_table, read_generate_output
 
 @torch.no_grad()
 def split_emissions(checkpoint: str, data: str, split: str, max_tokens: int = 4_000_000):
-    """Per utterance of ``split``: its log-probs (T, V) and reference words; and the dictionary."""
+    """Per utterance of ``split``: its log-probs (T, V), reference words and audio seconds; and
+    the dictionary."""
     from fairseq import checkpoint_utils  # the plugin's tasks and models registered when sslasr_plugin was imported
 
     models, _, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": data})
     model = models[0].eval()
     task.load_dataset(split)
-    dictionary = task.target_dictionary
-    batches = task.get_batch_iterator(task.dataset(split), max_tokens=max_tokens).next_epoch_itr(shuffle=False)
+    dictionary, dataset = task.target_dictionary, task.dataset(split)
+    batches = task.get_batch_iterator(dataset, max_tokens=max_tokens).next_epoch_itr(shuffle=False)
     utterances = []
     for sample in batches:
         lprobs, lengths = emissions(model, sample["net_input"])
         for b in range(lprobs.size(0)):
             target = sample["target"][b][sample["target"][b] != dictionary.pad()]
-            utterances.append((lprobs[b, : lengths[b]].cpu(), dictionary.string(target, "letter")))
+            seconds = dataset.sizes[sample["id"][b]] / task.cfg.sample_rate
+            utterances.append((lprobs[b, : lengths[b]].cpu(), dictionary.string(target, "letter"), seconds))
     return utterances, dictionary
 
 
 def decode_wer(decoder, utterances, dictionary, blank: int) -> Dict[str, float]:
     """WER/CER of ``decoder`` over stored (log-probs, reference) pairs, and its decoding time."""
     pairs, start = [], time.perf_counter()
-    for lprobs, ref in utterances:
+    for lprobs, ref, _ in utterances:
         hypo = decoder(lprobs[None], torch.tensor([lprobs.size(0)]), blank)[0]
         pairs.append((ref, dictionary.string(hypo["tokens"], "letter")))
     rates = error_rates(pairs)
