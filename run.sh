@@ -13,17 +13,23 @@ VENV=${SSLASR_VENV:-$PWD/.venv}
 PYTHON=${PYTHON:-python3}
 SYSTEM_PACKAGES=(espeak-ng sox fortunes-min fortunes)
 
+apt_install() {  # apt_install WHAT PACKAGE...: install with apt-get as root, else say what is needed
+    local what=$1
+    shift
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing $* (apt-get, for $what)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    else
+        echo "error: $what needs $*; install them, e.g. 'sudo apt-get install $*'" >&2
+        exit 2
+    fi
+}
+
 system_packages() {
     if command -v espeak-ng >/dev/null && command -v sox >/dev/null && [ -f /usr/share/games/fortunes/fortunes ]; then
         return
     fi
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "installing ${SYSTEM_PACKAGES[*]} (apt-get)"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${SYSTEM_PACKAGES[@]}" >/dev/null
-    else
-        echo "error: the corpus needs ${SYSTEM_PACKAGES[*]}; install them, e.g. 'sudo apt-get install ${SYSTEM_PACKAGES[*]}'" >&2
-        exit 2
-    fi
+    apt_install "the corpus" "${SYSTEM_PACKAGES[@]}"
 }
 
 install_plugin() {  # editable, so that examples/ and user_dir point at this checkout
@@ -61,15 +67,7 @@ kenlm_tools() {
     if [ -x "$VENV/bin/lmplz" ] && [ -x "$VENV/bin/build_binary" ]; then
         return
     fi
-    if ! dpkg -s "${KENLM_PACKAGES[@]}" >/dev/null 2>&1; then
-        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-            echo "installing ${KENLM_PACKAGES[*]} (apt-get, to build KenLM)"
-            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${KENLM_PACKAGES[@]}" >/dev/null
-        else
-            echo "error: building KenLM needs ${KENLM_PACKAGES[*]}; install them with apt-get" >&2
-            exit 2
-        fi
-    fi
+    dpkg -s "${KENLM_PACKAGES[@]}" >/dev/null 2>&1 || apt_install "building KenLM" "${KENLM_PACKAGES[@]}"
     echo "building KenLM $KENLM_VERSION's lmplz and build_binary into $VENV/bin (once, ~3 min on 2 cores)"
     local build
     build=$(mktemp -d)
