@@ -198,12 +198,14 @@ BASE_SYMBOLS = ("|", "'") + tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 def write_dictionary(path: Path, transcripts: Sequence[str]) -> None:
-    """fairseq dict.ltr.txt: one symbol and its count per line, most frequent first.
+    """fairseq dict.ltr.txt: one symbol and its count per line, in a fixed (sorted) order.
 
-    Every letter is listed, unseen ones with count 0, so that no split decodes to <unk>."""
+    Every letter is listed, unseen ones with count 0, so that no split decodes to <unk>; the
+    order does not depend on the counts, so every corpus (and importer) gives a symbol the same
+    index and a checkpoint trained on one decodes the others."""
     counts = Counter({sym: 0 for sym in BASE_SYMBOLS})
     counts.update(sym for text in transcripts for sym in letters(text).split())
-    _write_text(path, [f"{sym} {n}" for sym, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))])
+    _write_text(path, [f"{sym} {n}" for sym, n in sorted(counts.items())])
 
 
 def _prepare_out_dir(out: Path, plan_json: dict, overwrite: bool) -> None:

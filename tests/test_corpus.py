@@ -118,3 +118,13 @@ def test_nested_subsets_are_prefixes_of_their_parent(tiny_corpus):
             sub, full = _read_lines(tiny_corpus / f"{name}.{ext}"), _read_lines(tiny_corpus / f"{parent}.{ext}")
             header = 1 if ext == "tsv" else 0
             assert sub == full[:count + header]
+
+
+def test_dictionary_order_does_not_depend_on_the_text(tmp_path):
+    from data_prep.corpus import write_dictionary
+
+    write_dictionary(tmp_path / "a.txt", ["AAA ZZZ"])
+    write_dictionary(tmp_path / "b.txt", ["QUIET"])
+    order = [[line.split()[0] for line in (tmp_path / f"{n}.txt").read_text().splitlines()] for n in "ab"]
+    assert order[0] == order[1] == sorted(order[0])
+    assert (tmp_path / "a.txt").read_text().splitlines()[1] == "A 3"

@@ -7,9 +7,11 @@ Reads the T- (reference) and D- (detokenized hypothesis) lines that fairseq-gene
 with ``--post-process letter`` and prints one markdown row per file.
 """
 import sys
+from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 import editdistance
+import numpy as np
 
 
 def read_generate_output(path: str) -> List[Tuple[str, str]]:
@@ -41,6 +43,35 @@ def error_rates(pairs: Sequence[Tuple[str, str]]) -> Dict[str, float]:
         "wer": 100.0 * word_err / max(words, 1),
         "cer": 100.0 * char_err / max(chars, 1),
     }
+
+
+def read_hypotheses(path: Path) -> List[str]:
+    """One hypothesis per line, as `examples/lowres/local.py` stores them beside a results page."""
+    return Path(path).read_text(encoding="utf-8").split("\n")[:-1]
+
+
+def utterance_errors(pairs: Sequence[Tuple[str, str]]) -> Dict[str, np.ndarray]:
+    """Per-utterance character and word edit counts and reference lengths (for paired statistics)."""
+    return {
+        "char_errors": np.array([editdistance.eval(ref, hyp) for ref, hyp in pairs], dtype=np.int64),
+        "char_total": np.array([len(ref) for ref, _ in pairs], dtype=np.int64),
+        "word_errors": np.array([editdistance.eval(ref.split(), hyp.split()) for ref, hyp in pairs], dtype=np.int64),
+        "word_total": np.array([len(ref.split()) for ref, _ in pairs], dtype=np.int64),
+    }
+
+
+def paired_bootstrap(errors_a, errors_b, totals, samples: int = 10000, seed: int = 0) -> Tuple[float, float, float]:
+    """Error-rate difference A - B in percentage points over the same utterances, and its paired
+    bootstrap 95% interval (utterances resampled with replacement, both systems together)."""
+    errors_a, errors_b, totals = (np.asarray(x, dtype=np.float64) for x in (errors_a, errors_b, totals))
+    if not len(errors_a) == len(errors_b) == len(totals) > 0:
+        raise ValueError(f"paired_bootstrap needs equal, non-empty utterance lists, got "
+                         f"{len(errors_a)}, {len(errors_b)}, {len(totals)}")
+    diff = errors_a - errors_b
+    idx = np.random.default_rng(seed).integers(0, len(diff), size=(samples, len(diff)))
+    deltas = 100.0 * diff[idx].sum(axis=1) / np.maximum(totals[idx].sum(axis=1), 1)
+    lo, hi = np.percentile(deltas, [2.5, 97.5])
+    return 100.0 * diff.sum() / max(totals.sum(), 1), float(lo), float(hi)
 
 
 def markdown_table(results: Dict[str, Dict[str, float]]) -> str:
