@@ -49,12 +49,15 @@ def test_pseudo_labels_resume_and_never_overwrite(ctc_checkpoint, tiny_corpus, p
     out.mkdir()
     full = (pseudo_labels / "valid.plab").read_text().splitlines()
     full_conf = (pseudo_labels / "valid.plab.conf").read_text().splitlines()
+    full_ltr = (pseudo_labels / "valid.plab.ltr").read_text().splitlines()
     # An interrupted run: three complete rows and a torn fourth.
     (out / "valid.plab.partial").write_text("\n".join(full[:3]) + "\n" + full[3][:5])
     (out / "valid.plab.conf.partial").write_text("\n".join(full_conf[:3]) + "\n")
+    (out / "valid.plab.ltr.partial").write_text("\n".join(full_ltr[:3]) + "\n")
     run_cli([sys.executable, "-m", "data_prep.pseudo_labels", "--teacher", ctc_checkpoint, "--data", tiny_corpus,
              "--splits", "valid", "--out", out, "--no-progress"])
     assert (out / "valid.plab").read_text().splitlines() == full
+    assert (out / "valid.plab.ltr").read_text().splitlines() == full_ltr
     proc = run_cli([sys.executable, "-m", "data_prep.pseudo_labels", "--teacher", ctc_checkpoint, "--data",
                     tiny_corpus, "--splits", "valid", "--out", out, "--no-progress"], check=False)
     assert proc.returncode == 2 and "exists; pass --overwrite" in proc.stderr
