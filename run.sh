@@ -13,17 +13,23 @@ VENV=${SSLASR_VENV:-$PWD/.venv}
 PYTHON=${PYTHON:-python3}
 SYSTEM_PACKAGES=(espeak-ng sox fortunes-min fortunes)
 
+apt_install() {  # apt_install WHAT PACKAGE...: install with apt-get as root, else say what is needed
+    local what=$1
+    shift
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing $* (apt-get, for $what)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    else
+        echo "error: $what needs $*; install them, e.g. 'sudo apt-get install $*'" >&2
+        exit 2
+    fi
+}
+
 system_packages() {
     if command -v espeak-ng >/dev/null && command -v sox >/dev/null && [ -f /usr/share/games/fortunes/fortunes ]; then
         return
     fi
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        echo "installing ${SYSTEM_PACKAGES[*]} (apt-get)"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${SYSTEM_PACKAGES[@]}" >/dev/null
-    else
-        echo "error: the corpus needs ${SYSTEM_PACKAGES[*]}; install them, e.g. 'sudo apt-get install ${SYSTEM_PACKAGES[*]}'" >&2
-        exit 2
-    fi
+    apt_install "the corpus" "${SYSTEM_PACKAGES[@]}"
 }
 
 install_plugin() {  # editable, so that examples/ and user_dir point at this checkout
@@ -51,11 +57,35 @@ python_env() {
     cp requirements.txt "$stamp"
 }
 
+# KenLM's lmplz and build_binary (data_prep.lm estimates n-gram LMs with them): built once from
+# the sources in PyPI's kenlm sdist into $VENV/bin; needs cmake, Boost, zlib (apt-get as root).
+KENLM_VERSION=0.3.0
+KENLM_PACKAGES=(cmake g++ make libboost-program-options-dev libboost-system-dev libboost-thread-dev
+                libboost-test-dev zlib1g-dev libbz2-dev liblzma-dev)
+
+kenlm_tools() {
+    if [ -x "$VENV/bin/lmplz" ] && [ -x "$VENV/bin/build_binary" ]; then
+        return
+    fi
+    dpkg -s "${KENLM_PACKAGES[@]}" >/dev/null 2>&1 || apt_install "building KenLM" "${KENLM_PACKAGES[@]}"
+    echo "building KenLM $KENLM_VERSION's lmplz and build_binary into $VENV/bin (once, ~3 min on 2 cores)"
+    local build
+    build=$(mktemp -d)
+    "$VENV/bin/python" -m pip download -q --no-deps --no-binary kenlm --no-build-isolation -d "$build" \
+        "kenlm==$KENLM_VERSION"
+    tar -xzf "$build/kenlm-$KENLM_VERSION.tar.gz" -C "$build"
+    local log
+    log=$(cmake -S "$build/kenlm-$KENLM_VERSION" -B "$build/build" -DCMAKE_BUILD_TYPE=Release 2>&1 &&
+          cmake --build "$build/build" --target lmplz build_binary -j "$(nproc)" 2>&1) || { echo "$log" >&2; exit 1; }
+    cp "$build/build/bin/lmplz" "$build/build/bin/build_binary" "$VENV/bin/"
+    rm -rf "$build"
+}
+
 cmd=${1:-help}
 [ $# -gt 0 ] && shift
 case "$cmd" in
-    setup) system_packages; python_env ;;
-    demo) system_packages; python_env; PATH="$VENV/bin:$PATH" bash examples/ctc/run_demo.sh "$@" ;;
-    test) system_packages; python_env; PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest tests "$@" ;;
+    setup) system_packages; python_env; kenlm_tools ;;
+    demo) system_packages; python_env; kenlm_tools; PATH="$VENV/bin:$PATH" bash examples/ctc/run_demo.sh "$@" ;;
+    test) system_packages; python_env; kenlm_tools; PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest tests "$@" ;;
     *) sed -n '2,9p' "$0"; exit 2 ;;
 esac

@@ -8,7 +8,10 @@ Writes into --out, in fairseq's hubert_pretraining label format:
     {split}.plab        one line per manifest row: one teacher token per encoder frame
     {split}.plab.conf   the teacher's probability of that frame's best-path symbol (blank included)
     dict.plab.txt       the token classes (the teacher's dictionary)
-    plab.json           frame rate (task.label_rate), teacher checkpoint, labelling rule
+    {split}.plab.ltr    the transcript those labels spell, in letters (the best path's, or the LM's)
+    plab.json           frame rate (task.label_rate), teacher checkpoint, labelling rule, and the
+                        pseudo-labels' WER/CER against {data}/{split}.ltr where that exists
+                        (the unlabeled transcripts kept aside for analysis)
 
 Labelling rule.  A CTC teacher's best path (per-frame argmax) is mostly blank: tokens appear as
 one- or two-frame spikes near their onset.  Every frame gets a token class this way: a blank
@@ -16,7 +19,12 @@ frame takes the token before it, so that a token lasts from its spike to the nex
 before the first spike take the first token; an utterance with no token at all is labelled
 '|' (the word separator, i.e. silence) throughout.  Forced alignment
 (torchaudio.functional.forced_align) of the best path's own transcript returns that same path,
-so it is not run; it would matter only for transcripts from a beam or LM decoder.
+so it is not run.  With an n-gram LM (``--kenlm-model``, ``--lexicon``; data_prep.lm builds
+them) the transcript comes from beam search and the path from its forced alignment:
+
+    python -m data_prep.pseudo_labels --teacher exp/demo_ctc/checkpoint_best.pt --data data/demo \
+        --splits unlabeled valid --out data/demo_pl_lm \
+        --kenlm-model data/lm/word.bin --lexicon data/lm/lexicon.txt --lm-weight 2 --word-score 0
 
 Resumable: rows are appended (and flushed) to {split}.plab.partial; a rerun continues after the
 last complete row and renames the files when the split is done.  Finished outputs are never
@@ -67,43 +75,70 @@ def _read_manifest(tsv: Path):
 
 
 @torch.no_grad()
-def teacher_paths(model, waves: List[np.ndarray]):
-    """Best paths and their per-frame probabilities for a batch of waveforms."""
+def teacher_paths(model, waves: List[np.ndarray], decoder=None, blank: int = 0):
+    """Frame paths and their per-frame probabilities for a batch of waveforms: best paths, or
+    with ``decoder`` (decoding.lm.LmBeamDecoder) the forced alignments of its transcripts."""
     lengths = torch.tensor([len(w) for w in waves])
     source = torch.zeros(len(waves), int(lengths.max()))
     for i, w in enumerate(waves):
         source[i, : len(w)] = torch.from_numpy(w)
     padding_mask = torch.arange(source.size(1))[None, :] >= lengths[:, None]
     net_output = model(source=source, padding_mask=padding_mask)
-    lprobs = model.get_normalized_probs(net_output, log_probs=True).transpose(0, 1)
-    best, path = lprobs.max(-1)
+    lprobs = model.get_normalized_probs(net_output, log_probs=True).transpose(0, 1).float()
     pad = net_output["padding_mask"]
     frames = (~pad).sum(1) if pad is not None else torch.full((len(waves),), lprobs.size(1))
+    if decoder is None:
+        path = lprobs.argmax(-1)
+    else:
+        from sslasr_plugin.decoding.lm import aligned_path
+
+        path = torch.full(lprobs.shape[:2], blank, dtype=torch.long)
+        for i, hypo in enumerate(decoder(lprobs, frames, blank)):
+            path[i, : frames[i]] = aligned_path(lprobs[i, : frames[i]], hypo["tokens"], blank)
+    best = lprobs.gather(-1, path[..., None])[..., 0]
     return [(path[i, : frames[i]].numpy(), best[i, : frames[i]].exp().numpy()) for i in range(len(waves))]
 
 
+def transcript(path: np.ndarray, blank: int, dictionary) -> str:
+    """The letters a frame path spells (repeats merged, blanks removed), as in {split}.ltr."""
+    runs = path[np.r_[True, path[1:] != path[:-1]]]
+    return " ".join(dictionary[i] for i in runs if i != blank)
+
+
+def oracle_error_rates(data: str, split: str, out_dir: Path) -> Optional[dict]:
+    """WER/CER of {split}.plab.ltr against the kept-aside {data}/{split}.ltr, if that exists."""
+    from sslasr_plugin.decoding.report import error_rates
+    from fairseq.data.data_utils import post_process
+
+    reference = Path(data) / f"{split}.ltr"
+    if not reference.exists():
+        return None
+    pairs = zip(reference.read_text().splitlines(), (out_dir / f"{split}.plab.ltr").read_text().splitlines())
+    return error_rates([(post_process(ref, "letter"), post_process(hyp, "letter")) for ref, hyp in pairs])
+
+
 def pseudo_label_split(model, dictionary, data: str, split: str, out: str, batch_size: int = 8,
-                       overwrite: bool = False, progress: bool = True) -> Path:
+                       overwrite: bool = False, progress: bool = True, decoder=None) -> Path:
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    final, conf_final = out_dir / f"{split}.plab", out_dir / f"{split}.plab.conf"
-    if final.exists() and not overwrite:
-        raise PseudoLabelError(f"{final} exists; pass --overwrite to label {split} again")
-    partial, conf_partial = out_dir / f"{split}.plab.partial", out_dir / f"{split}.plab.conf.partial"
+    finals = [out_dir / f"{split}.plab{ext}" for ext in ("", ".conf", ".ltr")]
+    if finals[0].exists() and not overwrite:
+        raise PseudoLabelError(f"{finals[0]} exists; pass --overwrite to label {split} again")
+    partials = [p.with_name(p.name + ".partial") for p in finals]
     if overwrite:
-        for p in (partial, conf_partial):
+        for p in partials:
             p.unlink(missing_ok=True)
     rows = _read_manifest(Path(data) / f"{split}.tsv")
-    # Resume after the last row complete (newline-terminated) in both files; drop a torn row.
-    texts = [p.read_text() if p.exists() else "" for p in (partial, conf_partial)]
+    # Resume after the last row complete (newline-terminated) in every file; drop a torn row.
+    texts = [p.read_text() if p.exists() else "" for p in partials]
     done = min(text.count("\n") for text in texts)
-    for p, text in zip((partial, conf_partial), texts):
+    for p, text in zip(partials, texts):
         p.write_text("".join(line + "\n" for line in text.split("\n")[:done]))
     blank, silence = dictionary.bos(), dictionary.index(SILENCE)
 
     from tqdm import tqdm
 
-    with open(partial, "a") as labels_f, open(conf_partial, "a") as conf_f:
+    with open(partials[0], "a") as labels_f, open(partials[1], "a") as conf_f, open(partials[2], "a") as ltr_f:
         bar = tqdm(total=len(rows), initial=done, desc=f"pseudo-labelling {split}", unit="utt", disable=not progress)
         for start in range(done, len(rows), batch_size):
             batch = rows[start:start + batch_size]
@@ -113,18 +148,19 @@ def pseudo_label_split(model, dictionary, data: str, split: str, out: str, batch
                 if rate != 16000 or wav.ndim != 1:
                     raise PseudoLabelError(f"{path}: expected 16 kHz mono audio, found {rate} Hz, shape {wav.shape}")
                 waves.append(wav)
-            for path, probs in teacher_paths(model, waves):
+            for path, probs in teacher_paths(model, waves, decoder, blank):
                 path = np.where(path < dictionary.nspecial, blank, path)  # <pad>/</s>/<unk> count as blank
                 labels = frame_labels_from_path(path, blank, silence)
                 labels_f.write(" ".join(dictionary[i] for i in labels) + "\n")
                 conf_f.write(" ".join(f"{p:.3f}" for p in probs) + "\n")
-            labels_f.flush()
-            conf_f.flush()
+                ltr_f.write(transcript(path, blank, dictionary) + "\n")
+            for f in (labels_f, conf_f, ltr_f):
+                f.flush()
             bar.update(len(batch))
         bar.close()
-    os.replace(partial, final)
-    os.replace(conf_partial, conf_final)
-    return final
+    for p, final in zip(partials, finals):
+        os.replace(p, final)
+    return finals[0]
 
 
 def frame_rate(model, sample_rate: int = 16000) -> float:
@@ -134,19 +170,30 @@ def frame_rate(model, sample_rate: int = 16000) -> float:
 
 
 def pseudo_label(teacher: str, data: str, splits: Sequence[str], out: str, batch_size: int = 8,
-                 overwrite: bool = False, progress: bool = True) -> Path:
+                 overwrite: bool = False, progress: bool = True, lm: Optional[dict] = None) -> Path:
+    """Label ``splits``; ``lm`` holds LmBeamDecoder's options (kenlm_model, lexicon, lm_weight, ...)
+    to label with beam search and an n-gram LM instead of the best path."""
     model, dictionary = load_teacher(teacher, data)
+    decoder = None
+    if lm is not None:
+        from sslasr_plugin.decoding.lm import LmBeamDecoder
+
+        decoder = LmBeamDecoder(dictionary.symbols, dictionary.bos(), **lm)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     # Token classes: the teacher's symbols without fairseq's specials (<s> is the CTC blank).
     classes = [dictionary[i] for i in range(dictionary.nspecial, len(dictionary))]
     (out_dir / "dict.plab.txt").write_text("".join(f"{sym} 1\n" for sym in classes))
     meta = {"teacher": str(Path(teacher).resolve()), "label_rate": frame_rate(model), "data": str(Path(data).resolve()),
-            "rule": "best path; blank frames take the previous token (leading blanks: the first token); "
-                    "no token at all: '|' on every frame"}
+            "rule": ("best path" if lm is None else "forced alignment of the LM beam-search transcript") +
+                    "; blank frames take the previous token (leading blanks: the first token); "
+                    "no token at all: '|' on every frame",
+            "lm": lm, "oracle_error_rates": {}}
     (out_dir / "plab.json").write_text(json.dumps(meta, indent=1) + "\n")
     for split in splits:
-        pseudo_label_split(model, dictionary, data, split, out, batch_size, overwrite, progress)
+        pseudo_label_split(model, dictionary, data, split, out, batch_size, overwrite, progress, decoder)
+        meta["oracle_error_rates"][split] = oracle_error_rates(data, split, out_dir)
+    (out_dir / "plab.json").write_text(json.dumps(meta, indent=1) + "\n")
     return out_dir
 
 
@@ -159,14 +206,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--overwrite", action="store_true", help="label splits that already have labels again")
     parser.add_argument("--no-progress", action="store_true")
+    lm = parser.add_argument_group("beam search with an n-gram LM (python -m data_prep.lm builds one)")
+    lm.add_argument("--kenlm-model", help="word LM (with --lexicon) or letter LM; none: best path")
+    lm.add_argument("--lexicon", help="lexicon of the word LM")
+    lm.add_argument("--beam", type=int, default=50)
+    lm.add_argument("--lm-weight", type=float, default=2.0)
+    lm.add_argument("--word-score", type=float, default=0.0)
+    lm.add_argument("--sil-weight", type=float, default=0.0)
     args = parser.parse_args(argv)
+    lm_options = None if args.kenlm_model is None else {
+        "kenlm_model": args.kenlm_model, "lexicon": args.lexicon, "beam": args.beam, "lm_weight": args.lm_weight,
+        "word_score": args.word_score, "sil_weight": args.sil_weight}
+    from sslasr_plugin.decoding.lm import LmDecodingError
+
     try:
         out = pseudo_label(args.teacher, args.data, args.splits, args.out, args.batch_size, args.overwrite,
-                           not args.no_progress)
-    except PseudoLabelError as err:
+                           not args.no_progress, lm_options)
+    except (PseudoLabelError, LmDecodingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"pseudo-labels ready: {out}")
+    for split, rates in json.loads((out / "plab.json").read_text())["oracle_error_rates"].items():
+        if rates is not None:
+            print(f"{split}: pseudo-label WER {rates['wer']:.2f}, CER {rates['cer']:.2f} against {split}.ltr")
     return 0
 
 

@@ -6,7 +6,14 @@ CTC generator and a data check that runs before any worker starts.
 
     fairseq-generate DATA --user-dir sslasr_plugin --task sslasr_audio_ctc --path ckpt.pt \
         --gen-subset test --scoring wer --post-process letter --beam 1 --max-tokens 4000000
+
+Beam search with an n-gram LM (``python -m data_prep.lm`` builds them), lexicon-based or
+lexicon-free; ``--beam`` and ``--lm-weight`` are fairseq-generate's own options:
+
+    ... --kenlm-model data/lm/word.bin --lexicon data/lm/lexicon.txt --beam 50 --lm-weight 2 --word-score 0
+    ... --kenlm-model data/lm/letter.bin --beam 50 --lm-weight 1
 """
+import logging
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -16,11 +23,14 @@ from omegaconf import II
 
 from ..data.validate import validate_split
 from ..decoding.ctc import CtcGenerator
+from ..decoding.lm import LmBeamDecoder, LmDecodingConfig
 from .nonfinite import NONFINITE_PATIENCE_HELP, NonFiniteGuard
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
-class AudioCtcConfig(AudioFinetuningConfig):
+class AudioCtcConfig(AudioFinetuningConfig, LmDecodingConfig):
     labels: Optional[str] = field(
         default="ltr", metadata={"help": "label file extension: {split}.{labels} and dict.{labels}.txt"}
     )
@@ -43,5 +53,17 @@ class AudioCtcTask(NonFiniteGuard, AudioFinetuningTask):
         super().load_dataset(split, task_cfg, **kwargs)
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, **unused):
+        """Greedy CTC decoding, or beam search with ``--kenlm-model`` (fairseq-generate's ``--beam``
+        and ``--lm-weight`` apply only then)."""
         blank = self.target_dictionary.index(self.blank_symbol)
-        return CtcGenerator(models, self.target_dictionary, blank=blank)
+        if self.cfg.kenlm_model is None:
+            if self.cfg.lexicon is not None:
+                raise ValueError("--lexicon needs --kenlm-model (the word LM that goes with it)")
+            return CtcGenerator(models, self.target_dictionary, blank=blank)
+        if args.lm_weight == 0:
+            logger.warning("--lm-weight is 0: the LM is not consulted (a lexicon still constrains the words)")
+        decoder = LmBeamDecoder(
+            self.target_dictionary.symbols, blank, self.cfg.kenlm_model, self.cfg.lexicon, beam=args.beam,
+            lm_weight=args.lm_weight, word_score=self.cfg.word_score, beam_threshold=self.cfg.beam_threshold,
+            beam_size_token=self.cfg.beam_size_token, unk_weight=self.cfg.unk_weight, sil_weight=self.cfg.sil_weight)
+        return CtcGenerator(models, self.target_dictionary, blank=blank, decoder=decoder)

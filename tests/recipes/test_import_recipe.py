@@ -5,8 +5,8 @@ import re
 import sys
 
 import pytest
-from conftest import generate, hydra_train, run_cli
-from importer_trees import tiny_utterances, write_librispeech
+from tests.helpers import generate, hydra_train, run_cli
+from tests.importer_trees import tiny_utterances, write_librispeech
 
 SUBSETS = (("train-clean-100", "labeled"), ("train-clean-360", "unlabeled"), ("dev-other", "valid"),
            ("test-other", "test"))

@@ -4,18 +4,12 @@ import json
 import re
 import sys
 
-import numpy as np
 import pytest
 
-from conftest import generate, hydra_train, run_cli
-from data_prep.pseudo_labels import frame_labels_from_path
 from sslasr_plugin.checkpoint import load_checkpoint
+from tests.helpers import generate, hydra_train, run_cli
 
-
-def test_frame_labels_fill_blanks_with_previous_token():
-    blank, silence = 0, 5
-    assert frame_labels_from_path(np.array([0, 0, 3, 0, 0, 4, 4, 0]), blank, silence).tolist() == [3, 3, 3, 3, 3, 4, 4, 4]
-    assert frame_labels_from_path(np.array([0, 0, 0]), blank, silence).tolist() == [5, 5, 5]
+pytestmark = pytest.mark.slow
 
 
 def _label(teacher, corpus, out, *extra, check=True):
@@ -55,12 +49,15 @@ def test_pseudo_labels_resume_and_never_overwrite(ctc_checkpoint, tiny_corpus, p
     out.mkdir()
     full = (pseudo_labels / "valid.plab").read_text().splitlines()
     full_conf = (pseudo_labels / "valid.plab.conf").read_text().splitlines()
+    full_ltr = (pseudo_labels / "valid.plab.ltr").read_text().splitlines()
     # An interrupted run: three complete rows and a torn fourth.
     (out / "valid.plab.partial").write_text("\n".join(full[:3]) + "\n" + full[3][:5])
     (out / "valid.plab.conf.partial").write_text("\n".join(full_conf[:3]) + "\n")
+    (out / "valid.plab.ltr.partial").write_text("\n".join(full_ltr[:3]) + "\n")
     run_cli([sys.executable, "-m", "data_prep.pseudo_labels", "--teacher", ctc_checkpoint, "--data", tiny_corpus,
              "--splits", "valid", "--out", out, "--no-progress"])
     assert (out / "valid.plab").read_text().splitlines() == full
+    assert (out / "valid.plab.ltr").read_text().splitlines() == full_ltr
     proc = run_cli([sys.executable, "-m", "data_prep.pseudo_labels", "--teacher", ctc_checkpoint, "--data",
                     tiny_corpus, "--splits", "valid", "--out", out, "--no-progress"], check=False)
     assert proc.returncode == 2 and "exists; pass --overwrite" in proc.stderr

@@ -8,21 +8,24 @@ import sys
 
 import pytest
 
-from conftest import generate, hydra_train, run_cli
+from tests.helpers import generate, hydra_train, run_cli
+
+pytestmark = pytest.mark.slow
 
 WEIRD = "d'ata, ü (1) \"q\""
 
 
 def test_ctc_demo_script_in_a_directory_with_quotes_commas_and_non_ascii(tmp_path):
     root = tmp_path / WEIRD
-    data, exp = root / "corpus ü", root / "exp 'ctc'"
-    proc = run_cli(["env", f"DATA={data}", f"EXP={exp}", "PRESET=tiny", "bash", "examples/ctc/run_demo.sh",
+    data, exp, lm = root / "corpus ü", root / "exp 'ctc'", root / "lm, ü"
+    proc = run_cli(["env", f"DATA={data}", f"EXP={exp}", f"LM={lm}", "PRESET=tiny", "bash", "examples/ctc/run_demo.sh",
                     "optimization.max_update=3", "dataset.validate_interval_updates=3",
                     "checkpoint.save_interval_updates=3", "dataset.num_workers=0"])
     assert (data / "labeled.tsv").read_text().splitlines()[0] == str(data)
     assert (exp / "checkpoint_best.pt").is_file()
     table = (exp / "results.md").read_text()
-    assert re.search(r"^\| test \| 8 \|", table, flags=re.M) and re.search(r"^\| test_ood \| 8 \|", table, flags=re.M)
+    for row in ("test greedy", "test_ood greedy", r"test word LM \+ lexicon", "test_ood letter LM, lexicon-free"):
+        assert re.search(rf"^\| {row} \| 8 \|", table, flags=re.M), table
     assert "Traceback" not in proc.stderr
 
 

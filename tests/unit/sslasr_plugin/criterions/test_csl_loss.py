@@ -117,5 +117,5 @@ def test_criterion_projects_only_sampled_frames_with_the_same_loss_and_gradients
         assert {n for n, p in model.named_parameters() if p.grad is not None} == set(grads)
         assert any(n.startswith("head.") for n in grads)
         for n, p in model.named_parameters():
-            if p.grad is not None:
-                torch.testing.assert_close(grads[n], p.grad, rtol=1e-5, atol=1e-7)
+            if p.grad is not None:  # matrices of other shapes: float32 sums in another order
+                torch.testing.assert_close(grads[n], p.grad, rtol=1e-4, atol=1e-6)

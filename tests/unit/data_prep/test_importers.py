@@ -15,7 +15,7 @@ from data_prep.importers.librilight import import_librilight_limited
 from data_prep.importers.librispeech import import_librispeech, main as librispeech_main
 from data_prep.importers.table import import_table
 from data_prep.importers.unlabeled import import_unlabeled
-from importer_trees import tiny_utterances, write_librispeech
+from tests.importer_trees import tiny_utterances, write_librispeech
 from sslasr_plugin.data.validate import read_manifest
 
 

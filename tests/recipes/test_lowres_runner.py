@@ -1,0 +1,84 @@
+"""The low-resource benchmark's stage runner (examples/lowres/run.sh) on the tiny preset: every
+stage runs, a finished stage is skipped, a killed training resumes from its checkpoint, and the
+page is rebuilt from the runs' files alone."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+TINY = ["--preset", "tiny", "--sweep", "d0.1_m0.2", "--oracle-updates", "3", "--base-updates", "3",
+        "--pl-updates", "4", "--interval", "2", "--patience", "2", "--decode-splits", "test_ood"]
+
+
+def runner(tmp: Path, *args):
+    return ["bash", "examples/lowres/run.sh", "--data", str(tmp / "data"), "--exp", str(tmp / "exp"),
+            "--page", str(tmp / "page" / "lowres.md"), *TINY, *args]
+
+
+def env():
+    return dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+
+def run(cmd):
+    proc = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return proc.stdout
+
+
+def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
+    out = run(runner(tmp_path, "--seeds", "1", "--stage", "0", "--stop-stage", "7"))
+    exp = tmp_path / "exp"
+    runs = ["oracle_s1", "labeled_10min/baseline_d0.1_m0.2_s1", "labeled_10min/control_s1",
+            "labeled_10min/slimipl_hard_s1", "labeled_10min/slimipl_hard_ood_s1"]
+    for name in runs:
+        assert (exp / name / "DONE").exists(), out
+        assert (exp / name / "decode_test_ood" / "generate-test_ood.txt").stat().st_size > 0
+    # The PL arm trained on pseudo-labels of its unlabeled split; the control on labeled data only.
+    arm_log = (exp / "labeled_10min/slimipl_hard_ood_s1/hydra/hydra_train.log").read_text()
+    assert "unlabeled_ood" in arm_log and "pl_cer" in arm_log
+    assert "pl_cer" not in (exp / "labeled_10min/control_s1/hydra/hydra_train.log").read_text()
+
+    # The page and its files: one row per run, the arm's ΔCER against its control.
+    page = (tmp_path / "page" / "lowres.md").read_text()
+    store = tmp_path / "page" / "lowres"
+    for name in runs:
+        assert f"| {name} |" in page
+        facts = json.loads((store / name / "facts.json").read_text())
+        assert facts["updates"] > 0 and facts["best_valid_cer"] is not None
+        hyps = (store / name / "test_ood.hyp").read_text().splitlines()
+        assert len(hyps) == len((tmp_path / "data" / "test_ood.wrd").read_text().splitlines())
+    arm_row = next(line for line in page.splitlines() if line.startswith("| labeled_10min/slimipl_hard_s1 |"))
+    assert "[" in arm_row.split("|")[8]  # a ΔCER with its interval
+    assert (tmp_path / "page" / "lowres.png").stat().st_size > 0
+
+    # A second call skips every finished run and trains nothing.
+    marks = {name: (exp / name / "DONE").stat().st_mtime for name in runs}
+    again = run(runner(tmp_path, "--seeds", "1", "--stage", "1", "--stop-stage", "6"))
+    assert again.count("done, skipped") == len(runs) and "training" not in again
+    assert marks == {name: (exp / name / "DONE").stat().st_mtime for name in runs}
+
+    # Stage 3 with a second seed: kill its training after the first checkpoint, then resume.
+    cmd = runner(tmp_path, "--seeds", "1 2", "--stage", "3", "--stop-stage", "3", "--base-updates", "8")
+    seed2 = exp / "labeled_10min" / "baseline_d0.1_m0.2_s2"
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 900
+    while not (seed2 / "checkpoint_last.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.5)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    time.sleep(1.0)  # let the checkpoint's write finish (fairseq writes it atomically)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (seed2 / "DONE").exists()
+    out = run(cmd)
+    assert "baseline_d0.1_m0.2_s1: done, skipped" in out
+    log = (seed2 / "hydra" / "hydra_train.log").read_text()
+    assert "Loaded checkpoint" in log and "@ 0 updates" not in log.split("Loaded checkpoint", 1)[1].split("\n")[0]
+    assert (seed2 / "DONE").exists() and "num_updates 8" in log
