@@ -3,7 +3,7 @@
 loss on its own schedule, and every row has the paper's LR ratio and optimizer states."""
 import pytest
 
-from conftest import hydra_train
+from tests.helpers import hydra_train
 from sslasr_plugin.checkpoint import load_checkpoint
 
 # row of the paper's table: (variant, CTC LR / contrastive LR, one shared Adam state)

@@ -1,12 +1,8 @@
 """The new paper-size configs build the papers' models: +recipe=paper +gpu=joint the authors'
 ~100M base model, +gpu=slimipl slimIPL's ~270M 36-layer one (training them needs a GPU)."""
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from test_recipe_cards import compose  # noqa: E402
+from tests.unit.test_recipe_cards import compose
 
 # config: (config dir, name, overrides, million parameters low, high)
 PAPER_MODELS = {

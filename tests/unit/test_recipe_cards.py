@@ -15,25 +15,23 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import REPO, compose_example
+
 CARDS = sorted((REPO / "docs" / "recipes").glob("*.md"))
 TABLE = re.compile(r"<!-- recipe: (\S+) (\S+) ([^|]*?)(?: \| (.*?))? -->")
 CODE = re.compile(r"^`([^`]*)`$")
 
 
-def compose(config_dir: str, name: str, overrides: tuple):
-    """The config fairseq-hydra-train runs (fairseq_cli/hydra_train.py): the plugin registered,
-    hydra compose of the example config and the overrides, fairseq's defaults, resolved."""
+def compose(config_dir: str, name: str, overrides: tuple) -> dict:
+    """The config fairseq-hydra-train runs: hydra's composition (``compose_example``), then, with
+    the plugin registered, fairseq's defaults of each component and the interpolations resolved."""
     from fairseq import utils
-    from fairseq.dataclass.initialize import add_defaults, hydra_init
+    from fairseq.dataclass.initialize import add_defaults
     from fairseq.dataclass.utils import omegaconf_no_object_check
-    from hydra import compose as hydra_compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     utils.import_user_module(argparse.Namespace(user_dir=str(REPO / "sslasr_plugin")))
-    hydra_init(name)
-    with initialize_config_dir(config_dir=str(REPO / config_dir), version_base="1.1"):
-        cfg = hydra_compose(config_name=name, overrides=["task.data=/data", *overrides])
+    cfg = OmegaConf.create(compose_example(REPO / config_dir, name, "task.data=/data", *overrides))
     add_defaults(cfg)
     with omegaconf_no_object_check():
         return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
