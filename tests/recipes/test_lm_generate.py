@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import generate, run_cli
+from tests.helpers import generate, run_cli
 from data_prep.lm import build_lms
 
 pytestmark = pytest.mark.slow

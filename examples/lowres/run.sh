@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# The low-resource benchmark (docs/results/lowres.md): what unlabeled audio buys against a fully
+# trained, compute-matched supervised baseline.  Numbered stages, icefall style: a finished stage
+# is skipped, an interrupted one resumes from its checkpoint_last.pt.
+#
+#   PATH=$PWD/.venv/bin:$PATH bash examples/lowres/run.sh --stage 0 --stop-stage 7
+#   bash examples/lowres/run.sh --stage 2 --stop-stage 2 --labeled 1h      # the 1 h sweep only
+#
+#   0  corpus (preset lowres) and the oracle manifest (labeled + unlabeled with true transcripts)
+#   1  oracle ceiling: supervised CTC on `oracle` (what perfect pseudo-labels would reach)
+#   2  baseline sweep on the labeled subset (dropout x masking), each trained to a valid-CER plateau
+#   3  the best sweep point with the other seeds
+#   4  compute-matched control per seed: supervised continuation of that seed's baseline
+#   5  slimIPL with hard labels from each seed's baseline (same total updates as the control)
+#   6  slimIPL with hard labels adapting to `unlabeled_ood` (held-out voices), seed 1
+#   7  rebuild the results page and plot from the runs' logs and decodes
+#
+# Every run selects its checkpoint on valid CER and is decoded (greedy CTC) on test and test_ood;
+# its directory gets DONE when trained and decoded.  Options (defaults in brackets) scale the budgets; the tests use tiny ones.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source examples/hydra_quote.sh
+
+stage=0; stop_stage=7; preset=lowres; labeled=10min; seeds="1 2 3"
+data=data/lowres; exp=exp/lowres; page=docs/results/lowres.md
+oracle_updates=5000; base_updates=4000; patience=6; pl_updates=3000; interval=250
+sweep="d0.1_m0.2 d0.2_m0.4 d0.3_m0.6"; max_tokens=640000; decode_splits="test test_ood"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --stage) stage=$2 ;; --stop-stage) stop_stage=$2 ;; --preset) preset=$2 ;; --labeled) labeled=$2 ;;
+        --seeds) seeds=$2 ;; --data) data=$2 ;; --exp) exp=$2 ;; --page) page=$2 ;; --sweep) sweep=$2 ;;
+        --oracle-updates) oracle_updates=$2 ;; --base-updates) base_updates=$2 ;; --patience) patience=$2 ;;
+        --pl-updates) pl_updates=$2 ;; --interval) interval=$2 ;; --max-tokens) max_tokens=$2 ;;
+        --decode-splits) decode_splits=$2 ;;
+        *) echo "error: unknown option $1 (see the head of $0)" >&2; exit 2 ;;
+    esac
+    shift 2
+done
+data=$(realpath -m "$data"); exp=$(realpath -m "$exp")
+hq_check "$data" "$exp"
+subset=labeled_$labeled
+first_seed=${seeds%% *}
+log() { echo "$(date +%H:%M:%S) [stage $1] $2"; }
+
+# point_args POINT: hydra overrides of a sweep point "d<dropout>_m<mask_prob>" into the array `sweep_args`.
+point_args() {
+    local d=${1%_m*} m=${1#*_m}
+    d=${d#d}
+    sweep_args=("model.dropout=$d" "model.attention_dropout=$d" "model.final_dropout=$d" "model.mask_prob=$m")
+}
+
+decode_run() {  # OUT: greedy CTC decodes of the best checkpoint, per utterance, kept
+    local split
+    for split in $decode_splits; do
+        [ -s "$1/decode_$split/generate-$split.txt" ] && continue
+        fairseq-generate "$data" --user-dir sslasr_plugin --task sslasr_audio_ctc --path "$1/checkpoint_best.pt" \
+            --gen-subset "$split" --scoring wer --post-process letter --beam 1 --max-tokens 4000000 \
+            --results-path "$1/decode_$split" >/dev/null
+    done
+}
+
+# run STAGE OUT CONFIG_DIR CONFIG_NAME OVERRIDES...: train (resuming from OUT/checkpoint_last.pt)
+# and decode, unless OUT is DONE.  Every run validates, checkpoints and selects the same way.
+run() {
+    local st=$1 out=$2 dir=$3 name=$4 start
+    shift 4
+    if [ -f "$out/DONE" ]; then log "$st" "${out#"$exp"/}: done, skipped"; return; fi
+    log "$st" "${out#"$exp"/}: training"
+    mkdir -p "$out"
+    start=$(date +%s)
+    fairseq-hydra-train --config-dir "$dir" --config-name "$name" common.user_dir=sslasr_plugin \
+        "task.data=$(hq "$data")" "checkpoint.save_dir=$(hq "$out")" "hydra.run.dir=$(hq "$out/hydra")" \
+        "common.tensorboard_logdir=$(hq "$out/tensorboard")" common.log_interval=50 \
+        "dataset.max_tokens=$max_tokens" "dataset.validate_interval_updates=$interval" \
+        "checkpoint.save_interval_updates=$interval" checkpoint.keep_interval_updates=1 \
+        checkpoint.best_checkpoint_metric=uer "$@" >> "$out/train.out" 2>&1 \
+        || { log "$st" "${out#"$exp"/}: training failed, see $out/train.out"; exit 1; }
+    echo "$(( $(date +%s) - start ))" >> "$out/wall_seconds"
+    decode_run "$out"
+    touch "$out/DONE"
+    log "$st" "${out#"$exp"/}: done"
+}
+
+best_point() {  # the sweep point whose first-seed run reached the lowest valid CER
+    python examples/lowres/local.py best --exp "$exp/$subset" --seed "$first_seed" $sweep
+}
+
+# pl_args INIT: slimIPL from a plateaued baseline; the arm and its control share every override.
+pl_args() {
+    point_args "$(best_point)"
+    pl=("checkpoint.finetune_from_model=$(hq "$1")" task.warmup_updates=0 "dataset.train_subset=$subset"
+        "optimization.max_update=$pl_updates" "optimization.lr=[0.0003]" task.cache_size=100
+        task.cache_replace_prob=0.3 task.sup_updates=1 task.unsup_updates=4 "${sweep_args[@]}")
+}
+
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+    log 0 "corpus $preset -> $data"
+    python -m data_prep.corpus --preset "$preset" --out "$data" --no-progress
+    python examples/lowres/local.py oracle-manifest --data "$data"
+fi
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+    run 1 "$exp/oracle_s$first_seed" examples/ctc scratch_fbank dataset.train_subset=oracle \
+        "optimization.max_update=$oracle_updates" "checkpoint.patience=$patience" "common.seed=$first_seed"
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+    for point in $sweep; do
+        point_args "$point"
+        run 2 "$exp/$subset/baseline_${point}_s$first_seed" examples/ctc scratch_fbank \
+            "dataset.train_subset=$subset" "optimization.max_update=$base_updates" "checkpoint.patience=$patience" \
+            "common.seed=$first_seed" "${sweep_args[@]}"
+    done
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+    best=$(best_point)
+    log 3 "best sweep point on valid: $best"
+    point_args "$best"
+    for seed in $seeds; do
+        run 3 "$exp/$subset/baseline_${best}_s$seed" examples/ctc scratch_fbank \
+            "dataset.train_subset=$subset" "optimization.max_update=$base_updates" "checkpoint.patience=$patience" \
+            "common.seed=$seed" "${sweep_args[@]}"
+    done
+fi
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+    best=$(best_point)
+    for seed in $seeds; do
+        pl_args "$exp/$subset/baseline_${best}_s$seed/checkpoint_best.pt"
+        run 4 "$exp/$subset/control_s$seed" examples/slimipl slimipl +variant=supervised_only \
+            "common.seed=$seed" "${pl[@]}"
+    done
+fi
+
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+    best=$(best_point)
+    for seed in $seeds; do
+        pl_args "$exp/$subset/baseline_${best}_s$seed/checkpoint_best.pt"
+        run 5 "$exp/$subset/slimipl_hard_s$seed" examples/slimipl slimipl "common.seed=$seed" "${pl[@]}"
+    done
+fi
+
+if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+    pl_args "$exp/$subset/baseline_$(best_point)_s$first_seed/checkpoint_best.pt"
+    run 6 "$exp/$subset/slimipl_hard_ood_s$first_seed" examples/slimipl slimipl "common.seed=$first_seed" \
+        "${pl[@]}" task.unlabeled_subsets=unlabeled_ood
+fi
+
+if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
+    log 7 "results page $page"
+    python examples/lowres/local.py rebuild --exp "$exp" --page "$page"
+fi
