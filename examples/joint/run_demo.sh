@@ -6,6 +6,7 @@
 #
 #   PATH=$PWD/.venv/bin:$PATH SUP_UPDATES=600 bash examples/joint/run_demo.sh
 #   ARMS="joint update_ratio_5" ...     only some arms
+#   RECIPE=paper ...                     +recipe=paper in front of every arm (docs/recipes/joint.md)
 set -euo pipefail
 source "$(dirname "$0")/../hydra_quote.sh"
 DATA=$(realpath -m "${DATA:-data/demo}")
@@ -13,6 +14,7 @@ EXP=$(realpath -m "${EXP:-exp}")
 hq_check "$DATA" "$EXP"
 SUP=${SUP_UPDATES:-1000}
 ARMS=${ARMS:-supervised_only joint two_stage single_optimizer lr_ratio_4}
+RECIPE=${RECIPE:-}
 
 source "$(dirname "$0")/../decode.sh"
 reports=()
@@ -25,10 +27,10 @@ for arm in $ARMS; do
         update_ratio_5) overrides=("+variant=update_ratio_5" "optimization.max_update=$((6 * SUP))") ;;
         *) echo "unknown arm $arm" >&2; exit 2 ;;
     esac
-    out="$EXP/joint_$arm"
+    out="$EXP/joint${RECIPE:+_$RECIPE}_$arm"
     fairseq-hydra-train --config-dir examples/joint --config-name joint common.user_dir=sslasr_plugin \
         task.data="$(hq "$DATA")" checkpoint.save_dir="$(hq "$out")" hydra.run.dir="$(hq "$out/hydra")" \
-        dataset.validate_interval_updates=250 checkpoint.save_interval_updates=250 "${overrides[@]}"
+        dataset.validate_interval_updates=250 checkpoint.save_interval_updates=250 ${RECIPE:+"+recipe=$RECIPE"} "${overrides[@]}"
     decode "$out/checkpoint_best.pt" "$out" "$arm"
 done
-python -m sslasr_plugin.decoding.report "${reports[@]}" | tee "$EXP/joint_results.md"
+python -m sslasr_plugin.decoding.report "${reports[@]}" | tee "$EXP/joint${RECIPE:+_$RECIPE}_results.md"

@@ -6,12 +6,15 @@
 import math
 from dataclasses import dataclass, field
 
+import torch
 from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.dataclass import ChoiceEnum, FairseqDataclass
 from fairseq.logging import metrics
 
 from .csl_loss import sample_segment_frames, supervised_contrastive_loss
 from .frame_targets import aligned_frame_targets
+
+_VALID_SEED = 0
 
 
 @dataclass
@@ -34,7 +37,9 @@ class CslCriterion(FairseqCriterion):
     def forward(self, model, sample, reduce=True):
         x, padding_mask = model.encoder_frames(**sample["net_input"])
         x, labels, lengths = aligned_frame_targets(x, padding_mask, sample["target_list"][0], self.pad, sample["id"])
-        utt, frame = sample_segment_frames(labels, lengths)
+        # validation draws the same frames every time, so checkpoint selection compares like with like
+        generator = None if model.training else torch.Generator(labels.device).manual_seed(_VALID_SEED)
+        utt, frame = sample_segment_frames(labels, lengths, generator)
         # the projection on the sampled frames only (~1 in 5 here), not on every frame
         loss, stats = supervised_contrastive_loss(
             model.head_outputs(x[utt, frame]), labels[utt, frame], utt, self.cfg.temperature, self.cfg.negatives

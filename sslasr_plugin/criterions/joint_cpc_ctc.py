@@ -4,7 +4,7 @@
   encoder's ``Wav2Vec2Model``, with continuous targets (``model.encoder.quantize_targets=false``,
   the paper's) or quantized ones, masking ``unsup_mask_prob``;
 - sup: fairseq's CTC loss (``CtcCriterion``), the same mask embedding applied as SpecAugment
-  with the model's own (smaller) ``mask_prob``.
+  with the model's own (smaller) ``mask_prob``, from ``ctc_mask_after_updates`` on.
 
 Batches without a mode (validation) are CTC.  Logged: ``sup_loss`` and ``unsup_loss`` /
 ``unsup_accuracy`` per kind of update; ``loss`` is the CTC loss (in an interval with only
@@ -37,6 +37,11 @@ class JointCpcCtcConfig(CtcCriterionConfig):
         metadata={"help": "weights of wav2vec 2.0's extra losses (codebook diversity if quantized, feature "
                   "penalty); paper: none, i.e. 0"},
     )
+    ctc_mask_after_updates: int = field(
+        default=0,
+        metadata={"help": "CTC updates mask time steps (the model's mask_prob) only once this many updates, of "
+                  "both kinds, are done; channel masking is not affected (paper code: saug_warmup 20k)"},
+    )
     unsup_log_keys: List[str] = field(
         default_factory=lambda: ["prob_perplexity", "code_perplexity"],
         metadata={"help": "wav2vec 2.0 outputs to log (perplexities exist with quantized targets)"},
@@ -58,12 +63,17 @@ class JointCpcCtcCriterion(FairseqCriterion):
     def __init__(self, cfg: JointCpcCtcConfig, task):
         super().__init__(task)
         self.unsup_mask_prob = cfg.unsup_mask_prob
+        self.ctc_mask_after_updates = cfg.ctc_mask_after_updates
         self.ctc = CtcCriterion(cfg, task)
         self.cpc = Wav2vecCriterion(task, infonce=True, loss_weights=list(cfg.unsup_loss_weights or []) or None,
                                     log_keys=list(cfg.unsup_log_keys))
 
     def forward(self, model, sample, reduce=True):
         if sample.get("mode", SUP) == SUP:
+            encoder = model.w2v_encoder
+            if model.training and getattr(encoder, "num_updates", 0) < self.ctc_mask_after_updates:
+                with _mask_prob(encoder.w2v_model, 0.0):  # the authors' code: iter > saug_warmup
+                    return self.ctc(model, sample, reduce)
             return self.ctc(model, sample, reduce)
         w2v = model.w2v_encoder.w2v_model
         if getattr(w2v, "final_proj", None) is None:

@@ -50,9 +50,11 @@ class SslAsrFrameModel(SslAsrWav2Vec2Model):
             cfg.num_classes = len(task.dictionaries[0])
         return cls(cfg)
 
-    def encoder_frames(self, source, padding_mask=None, mask=True):
-        """Encoder outputs (B, T, C) and the padding mask."""
-        res = self.extract_features(source, padding_mask, mask=mask)
+    def encoder_frames(self, source, padding_mask=None, mask=None):
+        """Encoder outputs (B, T, C) and the padding mask.  ``mask=None`` masks in training only:
+        fairseq's ``apply_mask`` ignores the training mode, and validation (checkpoint selection)
+        must see the input unmasked."""
+        res = self.extract_features(source, padding_mask, mask=self.training if mask is None else mask)
         return res["x"], res["padding_mask"]
 
     def head_outputs(self, x):
@@ -63,7 +65,7 @@ class SslAsrFrameModel(SslAsrWav2Vec2Model):
             out = F.normalize(out.float(), dim=-1)
         return out
 
-    def frame_outputs(self, source, padding_mask=None, mask=True):
+    def frame_outputs(self, source, padding_mask=None, mask=None):
         """Head outputs (B, T, D) of every frame, and the padding mask."""
         x, padding_mask = self.encoder_frames(source, padding_mask, mask)
         return self.head_outputs(x), padding_mask

@@ -91,6 +91,7 @@ class DualAdam(torch.optim.Optimizer):
     """AdamW (decoupled weight decay) with per-mode moments; ``step(groups={"sup"})``."""
 
     supports_groups = True
+    supports_mode_lr_factors = True  # sslasr_dual_schedule gives each mode its own schedule
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.0, lr_scale=None,
                  clip_norm=None, shared_state=False):
@@ -98,6 +99,11 @@ class DualAdam(torch.optim.Optimizer):
                         lr_scale=dict(lr_scale or {m: 1.0 for m in MODES}),
                         clip_norm=dict(clip_norm or {m: 0.0 for m in MODES}), shared_state=shared_state)
         super().__init__(params, defaults)
+
+    def set_mode_lr_factors(self, factors: dict) -> None:
+        """Per-mode multipliers of the scheduled LR, on top of ``lr_scale`` (one schedule per loss)."""
+        for group in self.param_groups:
+            group["lr_factor"] = dict(factors)
 
     @staticmethod
     def _mode(groups) -> str:
@@ -139,7 +145,7 @@ class DualAdam(torch.optim.Optimizer):
         for state in states:  # step counts live on the CPU: no device sync to read them
             state["step"] += 1
             steps.append(float(state["step"]))
-        lr = group["lr"] * group["lr_scale"][mode]
+        lr = group["lr"] * group["lr_scale"][mode] * group.get("lr_factor", {}).get(mode, 1.0)
         beta1, beta2 = group["betas"]
         exp_avgs = [state["exp_avg"] for state in states]
         exp_avg_sqs = [state["exp_avg_sq"] for state in states]

@@ -32,6 +32,8 @@ RUN_BY = {
     **{f"ssl/gpu/{c}": "test_ssl_runs.py::test_gpu_size_variant_builds_at_paper_size"
        for c in ("cpc", "wav2vec", "vq_wav2vec_gumbel", "vq_wav2vec_kmeans", "hubert_iter1", "hubert_iter2")},
     "wav2vec2/gpu/pretrain_fbank": "test_ssl_runs.py::test_gpu_size_variant_builds_at_paper_size",
+    "joint/recipe/paper": "test_joint_paper_recipe.py::test_paper_recipe_rows_train_with_one_schedule_per_loss",
+    **{f"{c}/gpu/{c}": "test_paper_recipe_models.py and unit/test_recipe_cards.py" for c in ("joint", "csl", "slimipl")},
 }
 
 

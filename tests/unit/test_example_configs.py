@@ -1,5 +1,5 @@
-"""Every example config, variant (+variant=) and GPU size (+gpu=), composed through hydra as
-fairseq-hydra-train composes it, holds the values recorded in example_configs.json (the
+"""Every example config, variant (+variant=), GPU size (+gpu=) and recipe (+recipe=), composed
+through hydra as fairseq-hydra-train composes it, holds the values recorded in example_configs.json (the
 settings in which it differs from fairseq's defaults); and no config sets a key that one of
 the shared files of sslasr_plugin/config/, merged after it, would override.
 
@@ -28,6 +28,8 @@ def example_cases():
         cases += [(d.parent, d.parent.name, (f"+variant={v.stem}",)) for v in sorted(d.glob("*.yaml"))]
     for d in sorted(EXAMPLES.glob("*/gpu")):
         cases += [(d.parent, g.stem, (f"+gpu={g.stem}",)) for g in sorted(d.glob("*.yaml"))]
+    for d in sorted(EXAMPLES.glob("*/recipe")):
+        cases += [(d.parent, d.parent.name, (f"+recipe={r.stem}",)) for r in sorted(d.glob("*.yaml"))]
     return cases
 
 
