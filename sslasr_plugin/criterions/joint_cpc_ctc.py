@@ -20,7 +20,7 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.criterions.ctc import CtcCriterion, CtcCriterionConfig
 from fairseq.criterions.wav2vec_criterion import Wav2vecCriterion
 
-from ..data.alternating_batches import SUP, UNSUP
+from ..batch_modes import SUP, UNSUP, batch_mode
 
 _UNSUP_KEYS = ("loss", "sample_size", "nsentences", "correct", "count")
 
@@ -63,7 +63,7 @@ class JointCpcCtcCriterion(FairseqCriterion):
                                     log_keys=list(cfg.unsup_log_keys))
 
     def forward(self, model, sample, reduce=True):
-        if sample.get("mode", SUP) == SUP:
+        if batch_mode(sample) == SUP:
             return self.ctc(model, sample, reduce)
         w2v = model.w2v_encoder.w2v_model
         if getattr(w2v, "final_proj", None) is None:

@@ -31,10 +31,8 @@ from fairseq.criterions import register_criterion
 from fairseq.criterions.ctc import CtcCriterion, CtcCriterionConfig
 from fairseq.dataclass import ChoiceEnum
 
-from ..data.alternating_batches import SUP
+from ..batch_modes import PL, SUP, batch_mode
 from ..decoding.ctc import emissions, sample_paths
-
-PL = "pl"
 
 
 @dataclass
@@ -78,7 +76,7 @@ class PlCtcCriterion(CtcCriterion):
         self.cfg = cfg
 
     def forward(self, model, sample, reduce=True):
-        mode = sample.get("mode", SUP)
+        mode = batch_mode(sample)
         if mode == PL and "pl_log_probs" in sample:
             loss, sample_size, log = self.soft_forward(model, sample)
         else:

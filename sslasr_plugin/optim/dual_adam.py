@@ -23,7 +23,8 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.optim import FairseqOptimizer, register_optimizer
 from omegaconf import II, OmegaConf
 
-MODES = ("unsup", "sup")
+from ..batch_modes import STREAMS as MODES
+from ..batch_modes import SUP, UNSUP
 
 
 def _use_foreach(device: torch.device) -> bool:
@@ -73,8 +74,8 @@ class FairseqDualAdam(FairseqOptimizer):
             "betas": tuple(betas),
             "eps": self.cfg.adam_eps,
             "weight_decay": self.cfg.weight_decay,
-            "lr_scale": {"unsup": self.cfg.unsup_lr_scale, "sup": self.cfg.sup_lr_scale},
-            "clip_norm": {"unsup": self.cfg.unsup_clip_norm, "sup": self.cfg.sup_clip_norm},
+            "lr_scale": {UNSUP: self.cfg.unsup_lr_scale, SUP: self.cfg.sup_lr_scale},
+            "clip_norm": {UNSUP: self.cfg.unsup_clip_norm, SUP: self.cfg.sup_clip_norm},
             "shared_state": self.cfg.shared_state,
         }
 
