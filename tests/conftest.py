@@ -1,61 +1,11 @@
-"""Shared fixtures: the tiny synthetic corpus (built once per session) and CLI runners."""
-import os
+"""Shared fixtures: the tiny synthetic corpus (built once per session), a trained CTC checkpoint,
+a checkpoint whose pickle runs a shell command."""
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+import torch
 
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-sys.path.insert(0, str(REPO))  # data_prep is a repository tool, not an installed package
-
-
-def run_cli(args, cwd=REPO, check=True, timeout=600):
-    """Run a command line (list form, no shell) with this Python's scripts first on PATH."""
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONUNBUFFERED="1")
-    proc = subprocess.run([str(a) for a in args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(map(str, args))} exited {proc.returncode}\n--- stdout ---\n{proc.stdout[-6000:]}"
-            f"\n--- stderr ---\n{proc.stderr[-6000:]}"
-        )
-    return proc
-
-
-def hq(value) -> str:
-    """A value quoted for a hydra override, as examples/hydra_quote.sh does (paths with spaces,
-    quotes, commas or non-ASCII characters)."""
-    return "'" + str(value).replace("'", "\\'") + "'"
-
-
-def hydra_train(config_dir, config_name, data, save_dir, *overrides, cwd=REPO, check=True, user_dir="sslasr_plugin",
-                allow_nonfinite=False):
-    """A real fairseq-hydra-train run, shortened to a few updates.  A batch left out for a
-    non-finite loss fails the run's check unless ``allow_nonfinite``."""
-    args = [
-        "fairseq-hydra-train", "--config-dir", config_dir, "--config-name", config_name,
-        f"task.data={hq(data)}", f"checkpoint.save_dir={hq(save_dir)}", f"hydra.run.dir={hq(f'{save_dir}/hydra')}",
-        "optimization.max_update=3", "dataset.validate_interval_updates=3", "checkpoint.save_interval_updates=3",
-        "common.log_interval=1", "dataset.num_workers=0",
-    ]
-    if user_dir is not None:
-        args.append(f"common.user_dir={user_dir}")
-    proc = run_cli(args + list(overrides), cwd=cwd, check=check)
-    if check and not allow_nonfinite and "non-finite loss" in proc.stdout + proc.stderr:
-        raise AssertionError(f"{config_name}: a batch had a non-finite loss\n{proc.stdout[-6000:]}")
-    return proc
-
-
-def generate(data, checkpoint, subset="test", *extra, check=True, cwd=REPO):
-    return run_cli(
-        ["fairseq-generate", data, "--user-dir", "sslasr_plugin", "--task", "sslasr_audio_ctc",
-         "--path", checkpoint, "--gen-subset", subset, "--scoring", "wer", "--post-process", "letter",
-         "--max-tokens", "4000000", "--beam", "1", *extra],
-        check=check, cwd=cwd,
-    )
+from tests.helpers import RunsShellCommand, hydra_train
 
 
 @pytest.fixture(scope="session")
@@ -82,3 +32,11 @@ def corpus_copy(tiny_corpus, tmp_path):
         lines = tsv.read_text().splitlines()
         tsv.write_text("\n".join([str(dst)] + lines[1:]) + "\n")
     return dst
+
+
+@pytest.fixture
+def malicious_checkpoint(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil checkpoint.pt"  # a space in the name on purpose
+    torch.save({"model": {}, "args": None, "payload": RunsShellCommand(marker)}, path)
+    return path, marker

@@ -1,7 +1,7 @@
+"""sslasr_plugin.data.validate: every data problem named with its file, line and fix."""
 import pytest
 
-from conftest import hydra_train
-from sslasr_plugin.data.validate import DataError, validate_split
+from sslasr_plugin.data.validate import DataError, check_frame_labels, validate_split
 
 
 def _dictionary(corpus):
@@ -49,15 +49,6 @@ def test_missing_audio_and_malformed_rows(corpus_copy):
         validate_split(str(corpus_copy), "valid", None)
 
 
-def test_training_stops_before_any_update_with_a_clear_message(corpus_copy, tmp_path):
-    ltr = corpus_copy / "labeled.ltr"
-    ltr.write_text(ltr.read_text() + "E X T R A |\n")
-    proc = hydra_train("examples/ctc", "scratch_fbank", corpus_copy, tmp_path / "exp", check=False)
-    assert proc.returncode != 0
-    assert "labeled.ltr has 25 lines but labeled.tsv lists 24 files" in proc.stdout + proc.stderr
-    assert not (tmp_path / "exp" / "checkpoint_last.pt").exists()
-
-
 def _row(corpus, lineno):
     rel, samples = (corpus / "valid.tsv").read_text().splitlines()[lineno - 1].split("\t")
     return corpus / rel, int(samples)
@@ -86,3 +77,17 @@ def test_stale_manifest_count(corpus_copy):
     with pytest.raises(DataError, match=f"valid.tsv line 2: .* has {samples} samples but the manifest says "
                                         f"{samples + 160}: the file was truncated or changed, or the manifest is stale"):
         validate_split(str(corpus_copy), "valid", None)
+
+
+def test_check_frame_labels_names_line_and_rate(tmp_path):
+    tsv, labels = tmp_path / "train.tsv", tmp_path / "train.km"
+    rows = [(2, "a.wav", 16000), (3, "b.wav", 32000)]
+    labels.write_text("1 " * 98 + "\n" + "2 " * 199 + "\n")
+    check_frame_labels(str(tsv), str(labels), rows, 100, 16000)  # 98 ~ 100, 199 ~ 200
+    with pytest.raises(DataError) as err:  # the same labels read at 50 Hz
+        check_frame_labels(str(tsv), str(labels), rows, 50, 16000)
+    msg = str(err.value)
+    assert "train.km line 1" in msg and "98 labels" in msg and "98.0 labels/s" in msg and "task.label_rate=50" in msg
+    labels.write_text("1 " * 98 + "\n" + "2 " * 190 + "\n")
+    with pytest.raises(DataError, match="line 2: 190 labels for b.wav"):
+        check_frame_labels(str(tsv), str(labels), rows, 100, 16000)

@@ -4,18 +4,12 @@ import json
 import re
 import sys
 
-import numpy as np
 import pytest
 
-from conftest import generate, hydra_train, run_cli
-from data_prep.pseudo_labels import frame_labels_from_path
 from sslasr_plugin.checkpoint import load_checkpoint
+from tests.helpers import generate, hydra_train, run_cli
 
-
-def test_frame_labels_fill_blanks_with_previous_token():
-    blank, silence = 0, 5
-    assert frame_labels_from_path(np.array([0, 0, 3, 0, 0, 4, 4, 0]), blank, silence).tolist() == [3, 3, 3, 3, 3, 4, 4, 4]
-    assert frame_labels_from_path(np.array([0, 0, 0]), blank, silence).tolist() == [5, 5, 5]
+pytestmark = pytest.mark.slow
 
 
 def _label(teacher, corpus, out, *extra, check=True):

@@ -58,3 +58,48 @@ def test_channel_masking_that_fairseq_cannot_draw_is_refused():
     cfg = SslAsrWav2Vec2Config(encoder_embed_dim=256, mask_channel_prob=0.05, mask_channel_length=16)
     with pytest.raises(ValueError, match=r"0.05 \* 256 / 16 = 0.80 < 1"):
         SslAsrWav2Vec2Model(cfg)
+
+
+def test_sslasr_hubert_fbank_frames_labels_and_padding():
+    from fairseq.data import Dictionary
+    from fairseq.tasks.hubert_pretraining import HubertPretrainingConfig
+
+    from sslasr_plugin.models.hubert import SslAsrHubertConfig, SslAsrHubertModel
+
+    d = Dictionary()
+    for i in range(5):
+        d.add_symbol(str(i))
+    cfg = SslAsrHubertConfig(label_rate=100, frontend="fbank", conv_feature_layers="[(32, 3, 2)]", final_dim=8,
+                             encoder_layers=1, encoder_embed_dim=32, encoder_ffn_embed_dim=64,
+                             encoder_attention_heads=2, conv_pos=16, conv_pos_groups=4)
+    model = SslAsrHubertModel(cfg, HubertPretrainingConfig(label_rate=100), [d]).eval()
+    assert model.feat2tar_ratio == 2.0  # 320 samples per frame, 160 per MFCC label
+    waves = torch.randn(2, 16000)
+    lengths = torch.tensor([16000, 9000])
+    pad = torch.arange(16000)[None] >= lengths[:, None]
+    with torch.no_grad():
+        _, mask = model.extract_features(waves, padding_mask=pad, mask=False)
+    assert (~mask).sum(1).tolist() == model.num_frames(lengths).tolist() == [48, 26]
+    with torch.no_grad():
+        alone, _ = model.extract_features(waves[1:, :9000], mask=False)
+        batched, _ = model.extract_features(waves, padding_mask=pad, mask=False)
+    assert alone.shape[1] == 26 and torch.allclose(alone[0], batched[1, :26], atol=1e-4)
+
+
+def test_wav2vec_frontend_frames_and_bad_checkpoints():
+    from fairseq.models.wav2vec.wav2vec import Wav2VecConfig, Wav2VecModel
+    from omegaconf import OmegaConf
+
+    from sslasr_plugin.models.frontend import Wav2VecFrontend, wav2vec_output_dim
+
+    layers = [(16, 10, 5), (16, 8, 4), (16, 4, 2), (16, 4, 2), (16, 4, 2)]
+    cfg = OmegaConf.merge(OmegaConf.structured(Wav2VecConfig), {
+        "conv_feature_layers": str(layers), "aggregator": "gru", "gru_dim": 24, "infonce": True})
+    frontend = Wav2VecFrontend(Wav2VecModel(cfg), [(32, 3, 2)], "context", layers, wav2vec_output_dim(cfg, "context"))
+    for n in (3200, 16000, 16123):
+        raw = frontend.wav2vec_output(torch.randn(1, n))
+        assert raw.shape[1:] == (24, int(frontend.num_frames(torch.tensor(n))))
+    assert frontend(torch.randn(1, 16000)).shape[1] == 32
+    assert not any(p.requires_grad for p in frontend.wav2vec.parameters())
+    with pytest.raises(ValueError, match="needs a vq-wav2vec checkpoint"):
+        Wav2VecFrontend(Wav2VecModel(cfg), [(32, 3, 2)], "quantized", layers, 24)

@@ -1,6 +1,6 @@
-"""The self-supervised family (examples/ssl): HuBERT label preparation (features, streaming
-k-means, labels, iteration 2), the label-rate check, the wav2vec/CPC/vq-wav2vec front ends, and
-tiny real runs of every config through fairseq-hydra-train, fine-tuning and fairseq-generate."""
+"""The self-supervised family (examples/ssl): the HuBERT label tool's command line, iteration 2,
+the label-rate check in a run, and tiny real runs of every config through fairseq-hydra-train,
+fine-tuning and fairseq-generate."""
 import json
 import re
 
@@ -8,107 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, generate, hydra_train, run_cli
 from data_prep import hubert_labels as hl
 from sslasr_plugin.checkpoint import load_checkpoint
-from sslasr_plugin.data.validate import DataError, check_frame_labels
+from tests.helpers import REPO, generate, hydra_train, run_cli
+
+pytestmark = pytest.mark.slow
 
 SSL = REPO / "examples" / "ssl"
-
-
-# ------------------------------------------------------------------------ k-means and features
-def _blobs(seed=0, per=1000):
-    rng = np.random.default_rng(seed)
-    means = np.array([[0, 0, 0, 0], [10, 0, 0, 0], [0, 10, 0, 0], [0, 0, 10, 10]], dtype=np.float32)
-    x = np.concatenate([m + rng.normal(0, 0.5, (per, 4)).astype(np.float32) for m in means])
-    truth = np.repeat(np.arange(len(means)), per)
-    order = rng.permutation(len(x))
-    return x[order], truth[order], means
-
-
-class _CountingRows:
-    """An array stand-in that records how many rows each read asks for."""
-
-    def __init__(self, x):
-        self.x, self.reads = x, []
-
-    def __len__(self):
-        return len(self.x)
-
-    def __getitem__(self, rows):
-        self.reads.append(len(rows))
-        return self.x[rows]
-
-
-def test_minibatch_kmeans_recovers_separated_clusters_reading_batches_only():
-    x, truth, means = _blobs()
-    feats = _CountingRows(x)
-    centers = hl.minibatch_kmeans(feats, 4, steps=30, batch_frames=500, init_frames=800, seed=3, progress=False)
-    # Every true mean has a centroid within 0.1 (noise sd 0.5, ~250 points per cluster and step).
-    dist = np.linalg.norm(means[:, None, :] - centers[None, :, :], axis=-1)
-    assert dist.min(1).max() < 0.1
-    labels, inertia = hl.assign(x, centers)
-    for c in range(4):  # each true cluster maps to exactly one centroid
-        assert len(set(labels[truth == c])) == 1
-    assert inertia / len(x) == pytest.approx(4 * 0.25, rel=0.1)  # 4 dims x variance 0.25
-    # Streaming: never more than one batch (or the k-means++ sample) in memory.
-    assert max(feats.reads) <= 800 and len(feats.reads) == 31
-
-
-def test_minibatch_kmeans_deterministic_per_seed_and_revives_dead_clusters():
-    x, _, _ = _blobs(seed=1)
-    a = hl.minibatch_kmeans(x, 6, steps=20, batch_frames=400, seed=7, progress=False)
-    b = hl.minibatch_kmeans(x, 6, steps=20, batch_frames=400, seed=7, progress=False)
-    c = hl.minibatch_kmeans(x, 6, steps=20, batch_frames=400, seed=8, progress=False)
-    assert np.array_equal(a, b) and not np.array_equal(a, c)
-    labels, _ = hl.assign(x, a)
-    assert len(set(labels)) == 6  # 6 clusters over 4 blobs: none left empty
-    with pytest.raises(hl.HubertLabelError, match="cannot make 9 clusters"):
-        hl.minibatch_kmeans(x[:8], 9, progress=False)
-
-
-def test_mfcc_features_are_kaldi_frames_with_deltas():
-    wav = torch.randn(16000 + 123)
-    feats = hl.mfcc_features(wav)
-    assert feats.shape == (hl.mfcc_frames(16123), 39) == (99, 39)
-    # The deltas are the deltas of the first 13 columns.
-    import torchaudio
-
-    assert torch.allclose(feats[:, 13:26], torchaudio.functional.compute_deltas(feats[:, :13].T).T, atol=1e-5)
-
-
-def test_check_frame_labels_names_line_and_rate(tmp_path):
-    tsv, labels = tmp_path / "train.tsv", tmp_path / "train.km"
-    rows = [(2, "a.wav", 16000), (3, "b.wav", 32000)]
-    labels.write_text("1 " * 98 + "\n" + "2 " * 199 + "\n")
-    check_frame_labels(str(tsv), str(labels), rows, 100, 16000)  # 98 ~ 100, 199 ~ 200
-    with pytest.raises(DataError) as err:  # the same labels read at 50 Hz
-        check_frame_labels(str(tsv), str(labels), rows, 50, 16000)
-    msg = str(err.value)
-    assert "train.km line 1" in msg and "98 labels" in msg and "98.0 labels/s" in msg and "task.label_rate=50" in msg
-    labels.write_text("1 " * 98 + "\n" + "2 " * 190 + "\n")
-    with pytest.raises(DataError, match="line 2: 190 labels for b.wav"):
-        check_frame_labels(str(tsv), str(labels), rows, 100, 16000)
-
-
-def test_feature_dump_resumes_after_a_torn_row(tiny_corpus, tmp_path):
-    def mfcc(waves):
-        return [hl.mfcc_features(torch.from_numpy(w)) for w in waves]
-
-    whole, part = tmp_path / "whole", tmp_path / "part"
-    whole.mkdir(), part.mkdir()
-    hl.dump_features(mfcc, 39, tiny_corpus, "valid", whole, batch_size=3, progress=False)
-    # Interrupted after 4 rows, killed between writing a 5th row's features and its length,
-    # with half of the 6th row's features written.
-    reference = (whole / "valid.f32").read_bytes()
-    lengths = [int(n) for n in (whole / "valid.len").read_text().split()]
-    cut = sum(lengths[:5]) * 39 * 4 + 100
-    (part / "valid.f32.partial").write_bytes(reference[:cut])
-    (part / "valid.len.partial").write_text("".join(f"{n}\n" for n in lengths[:4]) + "12")  # torn line
-    hl.dump_features(mfcc, 39, tiny_corpus, "valid", part, batch_size=3, progress=False)
-    assert (part / "valid.f32").read_bytes() == reference
-    assert (part / "valid.len").read_text() == (whole / "valid.len").read_text()
-    assert not list(part.glob("*.partial"))
 
 
 def _labels_cli(corpus, out, *extra, check=True):
@@ -196,32 +102,6 @@ def test_hubert_iteration_1_then_2_then_finetune_and_decode(tiny_corpus, mfcc_la
     assert re.search(r"Generate test with beam=1: WER: \d+\.\d+", proc.stdout + proc.stderr)
 
 
-def test_sslasr_hubert_fbank_frames_labels_and_padding():
-    from fairseq.data import Dictionary
-    from fairseq.tasks.hubert_pretraining import HubertPretrainingConfig
-
-    from sslasr_plugin.models.hubert import SslAsrHubertConfig, SslAsrHubertModel
-
-    d = Dictionary()
-    for i in range(5):
-        d.add_symbol(str(i))
-    cfg = SslAsrHubertConfig(label_rate=100, frontend="fbank", conv_feature_layers="[(32, 3, 2)]", final_dim=8,
-                             encoder_layers=1, encoder_embed_dim=32, encoder_ffn_embed_dim=64,
-                             encoder_attention_heads=2, conv_pos=16, conv_pos_groups=4)
-    model = SslAsrHubertModel(cfg, HubertPretrainingConfig(label_rate=100), [d]).eval()
-    assert model.feat2tar_ratio == 2.0  # 320 samples per frame, 160 per MFCC label
-    waves = torch.randn(2, 16000)
-    lengths = torch.tensor([16000, 9000])
-    pad = torch.arange(16000)[None] >= lengths[:, None]
-    with torch.no_grad():
-        _, mask = model.extract_features(waves, padding_mask=pad, mask=False)
-    assert (~mask).sum(1).tolist() == model.num_frames(lengths).tolist() == [48, 26]
-    with torch.no_grad():
-        alone, _ = model.extract_features(waves[1:, :9000], mask=False)
-        batched, _ = model.extract_features(waves, padding_mask=pad, mask=False)
-    assert alone.shape[1] == 26 and torch.allclose(alone[0], batched[1, :26], atol=1e-4)
-
-
 # ---------------------------------------------------- wav2vec, CPC, vq-wav2vec and fine-tuning
 WAV2VEC1 = {  # config: the fine-tuning front-end output
     "cpc": "context",
@@ -258,25 +138,8 @@ def test_wav2vec1_family_pretrains_finetunes_frozen_and_decodes(name, tiny_corpu
         assert re.search(rf"Generate {subset} with beam=1: WER: \d+\.\d+", proc.stdout + proc.stderr)
 
 
-def test_wav2vec_frontend_frames_and_bad_checkpoints(tiny_corpus, tmp_path):
-    from fairseq.models.wav2vec.wav2vec import Wav2VecConfig, Wav2VecModel
-    from omegaconf import OmegaConf
-
-    from sslasr_plugin.models.frontend import Wav2VecFrontend, wav2vec_output_dim
-
-    layers = [(16, 10, 5), (16, 8, 4), (16, 4, 2), (16, 4, 2), (16, 4, 2)]
-    cfg = OmegaConf.merge(OmegaConf.structured(Wav2VecConfig), {
-        "conv_feature_layers": str(layers), "aggregator": "gru", "gru_dim": 24, "infonce": True})
-    frontend = Wav2VecFrontend(Wav2VecModel(cfg), [(32, 3, 2)], "context", layers, wav2vec_output_dim(cfg, "context"))
-    for n in (3200, 16000, 16123):
-        raw = frontend.wav2vec_output(torch.randn(1, n))
-        assert raw.shape[1:] == (24, int(frontend.num_frames(torch.tensor(n))))
-    assert frontend(torch.randn(1, 16000)).shape[1] == 32
-    assert not any(p.requires_grad for p in frontend.wav2vec.parameters())
-    with pytest.raises(ValueError, match="needs a vq-wav2vec checkpoint"):
-        Wav2VecFrontend(Wav2VecModel(cfg), [(32, 3, 2)], "quantized", layers, 24)
-
-    # A wav2vec 2.0 checkpoint given as a wav2vec front end: told to use w2v_path.
+def test_wav2vec2_checkpoint_as_wav2vec_frontend_is_refused(tiny_corpus, tmp_path):
+    """A wav2vec 2.0 checkpoint given as a wav2vec front end: told to use w2v_path."""
     w2v = tmp_path / "w2v"
     hydra_train("examples/wav2vec2", "pretrain_fbank", tiny_corpus, w2v)
     proc = hydra_train(str(SSL), "finetune_wav2vec1", tiny_corpus, tmp_path / "ft",

@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
-from conftest import generate, hydra_train, run_cli
+from tests.helpers import generate, hydra_train, run_cli
+
+pytestmark = pytest.mark.slow
 
 WEIRD = "d'ata, ü (1) \"q\""
 

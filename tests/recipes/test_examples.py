@@ -6,8 +6,8 @@ import shutil
 import pytest
 import torch
 
-from conftest import REPO, generate, hydra_train
 from sslasr_plugin.checkpoint import load_checkpoint
+from tests.helpers import REPO, generate, hydra_train
 
 EXAMPLES = REPO / "examples"
 # How each example is exercised below; a config missing here fails test_every_example_is_run.
@@ -47,6 +47,7 @@ def _assert_decodes(corpus, checkpoint, subset):
     assert len([line for line in proc.stdout.splitlines() if line.startswith("D-")]) == len(refs)
 
 
+@pytest.mark.slow
 def test_scratch_ctc_trains_and_decodes(ctc_checkpoint, tiny_corpus):
     for subset in ("test", "test_ood"):
         _assert_decodes(tiny_corpus, ctc_checkpoint, subset)
@@ -69,13 +70,15 @@ def _finetune(corpus, w2v_checkpoint, save_dir, *overrides):
     return save_dir / "checkpoint_last.pt"
 
 
+@pytest.mark.slow
 def test_finetune_from_plugin_pretraining(plugin_w2v_checkpoint, tiny_corpus, tmp_path):
     _assert_decodes(tiny_corpus, _finetune(tiny_corpus, plugin_w2v_checkpoint, tmp_path / "ft"), "test")
 
 
+@pytest.mark.slow
 def test_finetune_from_stock_fairseq_wav2vec2(tiny_corpus, tmp_path):
     stock = tmp_path / "stock"
-    hydra_train(str(REPO / "tests" / "configs"), "stock_wav2vec2_tiny", tiny_corpus, stock, user_dir=None)
+    hydra_train(str(REPO / "tests" / "recipes" / "configs"), "stock_wav2vec2_tiny", tiny_corpus, stock, user_dir=None)
     assert load_checkpoint(stock / "checkpoint_last.pt")["cfg"]["model"]["_name"] == "wav2vec2"
     # fairseq raises when mask_channel_prob * channels / mask_channel_length rounds to no mask:
     # the tiny stock encoder has only 32 channels.
@@ -83,6 +86,7 @@ def test_finetune_from_stock_fairseq_wav2vec2(tiny_corpus, tmp_path):
     _assert_decodes(tiny_corpus, finetuned, "test")
 
 
+@pytest.mark.slow
 def test_finetune_from_stock_fairseq_hubert(tiny_corpus, tmp_path):
     import numpy as np
 
@@ -95,7 +99,7 @@ def test_finetune_from_stock_fairseq_hubert(tiny_corpus, tmp_path):
         (labels / f"{split}.km").write_text("".join(" ".join(map(str, rng.integers(0, 8, n))) + "\n" for n in frames))
     (labels / "dict.km.txt").write_text("".join(f"{i} 1\n" for i in range(8)))
     stock = tmp_path / "stock"
-    hydra_train(str(REPO / "tests" / "configs"), "stock_hubert_tiny", tiny_corpus, stock, f"task.label_dir={labels}",
+    hydra_train(str(REPO / "tests" / "recipes" / "configs"), "stock_hubert_tiny", tiny_corpus, stock, f"task.label_dir={labels}",
                 user_dir=None)
     assert load_checkpoint(stock / "checkpoint_last.pt")["cfg"]["model"]["_name"] == "hubert"
     finetuned = _finetune(tiny_corpus, stock / "checkpoint_last.pt", tmp_path / "ft", "model.mask_channel_length=2")

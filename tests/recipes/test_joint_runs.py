@@ -1,81 +1,14 @@
-"""Joint masked CPC + CTC: the alternation schedule, its batches through fairseq's iterators
-(shards, update_freq), real fairseq-hydra-train runs of every config, resume, decoding."""
+"""Joint masked CPC + CTC: real fairseq-hydra-train runs of every config, resume, decoding."""
 import os
 import re
 import signal
 import subprocess
 
-import numpy as np
 import pytest
-import torch
-from fairseq import tasks
-from fairseq.data import iterators
-from fairseq.dataclass.configs import FairseqConfig
-from omegaconf import OmegaConf
 
-from conftest import BIN, REPO, generate, hq, hydra_train, run_cli
 from sslasr_plugin.checkpoint import load_checkpoint
-from sslasr_plugin.data.alternating_batches import SUP, UNSUP, Schedule, epoch_batches
-from sslasr_plugin.tasks.joint import JointConfig
-
-
-def test_schedule_is_pretraining_then_cycles():
-    s = Schedule(pretrain_updates=3, unsup_updates=2, sup_updates=1)
-    assert [s.mode(u) for u in range(12)] == ["unsup"] * 3 + ["unsup", "unsup", "sup"] * 3
-    assert [Schedule(0, 1, 1).mode(u) for u in range(4)] == ["unsup", "sup", "unsup", "sup"]
-    assert {Schedule(0, 0, 1).mode(u) for u in range(5)} == {"sup"}
-    with pytest.raises(ValueError):
-        Schedule(0, 0, 0)
-
-
-@pytest.mark.parametrize("schedule", [Schedule(0, 1, 1), Schedule(5, 2, 1), Schedule(0, 0, 1), Schedule(0, 5, 1)])
-def test_epoch_batches_put_one_kind_per_update(schedule):
-    batches = {UNSUP: [[100 + i] for i in range(10)], SUP: [[i] for i in range(4)]}
-    per_update = 4  # e.g. 2 ranks x update_freq 2
-    n = schedule.updates_per_epoch(10, 4, per_update)
-    for epoch in (1, 2):
-        out = epoch_batches(schedule, batches, epoch, seed=7, batches_per_update=per_update)
-        assert len(out) == n * per_update
-        for k in range(n):
-            kinds = {UNSUP if b[0] >= 100 else SUP for b in out[k * per_update:(k + 1) * per_update]}
-            assert kinds == {schedule.mode((epoch - 1) * n + k)}
-        drawn = {tuple(b) for b in out}
-        main = UNSUP if schedule.unsup_updates else SUP
-        assert {tuple(b) for b in batches[main]} <= drawn  # an epoch is a pass over the main stream
-        assert out == epoch_batches(schedule, batches, epoch, seed=7, batches_per_update=per_update)
-    assert epoch_batches(schedule, batches, 1, 7, per_update) != epoch_batches(schedule, batches, 1, 8, per_update)
-
-
-def _joint_task(data, update_freq=1, **task_overrides):
-    cfg = OmegaConf.structured(FairseqConfig())
-    cfg.dataset.train_subset = "labeled"
-    cfg.optimization.update_freq = [update_freq]
-    cfg.task = OmegaConf.merge(OmegaConf.structured(JointConfig), {"_name": "sslasr_joint", "data": str(data), **task_overrides})
-    return tasks.setup_task(cfg.task)
-
-
-@pytest.mark.parametrize("num_shards,update_freq", [(1, 1), (2, 3)])
-def test_every_update_is_one_kind_on_every_rank(tiny_corpus, num_shards, update_freq):
-    task = _joint_task(tiny_corpus, update_freq, unsup_updates=2, sup_updates=1)
-    task.load_dataset("labeled")
-    dataset = task.dataset("labeled")
-    modes_by_rank = []
-    for rank in range(num_shards):
-        itr = task.get_batch_iterator(dataset, max_tokens=200000, seed=3, num_shards=num_shards, shard_id=rank)
-        epoch = iterators.GroupedIterator(itr.next_epoch_itr(shuffle=True), update_freq)
-        modes_by_rank.append([{s["mode"] for s in update} for update in epoch])
-    n = len(modes_by_rank[0])
-    assert n > 0 and all(len(m) == n for m in modes_by_rank)
-    for u in range(n):
-        assert all(m[u] == {task.schedule.mode(u)} for m in modes_by_rank), u
-
-
-def test_mixed_batch_is_refused(tiny_corpus):
-    task = _joint_task(tiny_corpus)
-    task.load_dataset("labeled")
-    ds = task.dataset("labeled")
-    with pytest.raises(ValueError, match="mixes labeled and unlabeled"):
-        ds.collater([ds[0], ds[len(ds) - 1]])
+from sslasr_plugin.data.alternating_batches import SUP, UNSUP
+from tests.helpers import BIN, REPO, generate, hq, hydra_train, run_cli
 
 
 def _modes(proc):
@@ -111,6 +44,7 @@ def test_every_variant_is_run():
     assert files == set(VARIANTS) - {"joint"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_config_trains_on_schedule_and_decodes(tiny_corpus, tmp_path, variant):
     overrides, expected = VARIANTS[variant]
@@ -128,6 +62,7 @@ def test_config_trains_on_schedule_and_decodes(tiny_corpus, tmp_path, variant):
         assert re.search(r"WER: \d+\.\d+", out.stdout + out.stderr)
 
 
+@pytest.mark.slow
 def test_resume_restores_both_optimizer_states_and_the_schedule(tiny_corpus, tmp_path):
     first = _train(tiny_corpus, tmp_path)
     assert _modes(first) == [UNSUP, SUP, UNSUP]
@@ -147,6 +82,7 @@ def test_resume_restores_both_optimizer_states_and_the_schedule(tiny_corpus, tmp
     assert all(float(s[UNSUP]["step"]) == 3 for s in state if set(s) == {UNSUP})
 
 
+@pytest.mark.slow
 def test_run_killed_with_sigkill_resumes_both_optimizer_states_and_the_schedule(tiny_corpus, tmp_path):
     """Killed (SIGKILL) after update 4, checkpoint at update 3 (the next one, at 6, two updates away): the resumed run redoes updates
     4-6 on the same schedule, and ends with the step counts of an uninterrupted 6-update run in
@@ -178,6 +114,7 @@ def test_run_killed_with_sigkill_resumes_both_optimizer_states_and_the_schedule(
     assert steps(killed_dir / "checkpoint_last.pt") == steps(tmp_path / "straight" / "checkpoint_last.pt")
 
 
+@pytest.mark.slow
 def test_stock_optimizer_is_refused_with_the_fix(tiny_corpus, tmp_path):
     proc = _train(tiny_corpus, tmp_path, "optimizer._name=adam", "~optimizer.unsup_lr_scale",
                   "~optimizer.sup_lr_scale", "~optimizer.unsup_clip_norm", "~optimizer.sup_clip_norm", check=False)
@@ -185,12 +122,14 @@ def test_stock_optimizer_is_refused_with_the_fix(tiny_corpus, tmp_path):
     assert "optimizer._name=sslasr_dual_adam" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_contrastive_updates_need_the_pretraining_modules(tiny_corpus, tmp_path):
     proc = _train(tiny_corpus, tmp_path, "model.encoder.keep_pretraining_modules=false", check=False)
     assert proc.returncode != 0
     assert "keep_pretraining_modules=true" in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_bf16_run_through_fairseq_half_precision_optimizer(tiny_corpus, tmp_path):
     """--bf16: fairseq casts the model (the log-mel front end keeps fp32) and wraps
     sslasr_dual_adam in its FP16Optimizer; the schedule and both moment sets are unchanged."""
@@ -205,6 +144,7 @@ def test_bf16_run_through_fairseq_half_precision_optimizer(tiny_corpus, tmp_path
     assert steps == {(2.0, 1.0), (0.0, 1.0), (2.0, 0.0)}  # shared, CTC head, contrastive projections
 
 
+@pytest.mark.slow
 def test_quantized_targets_option(tiny_corpus, tmp_path):
     """The paper's targets are continuous; wav2vec 2.0's quantized ones (with its codebook
     diversity penalty) are an option of the same config."""
@@ -215,6 +155,7 @@ def test_quantized_targets_option(tiny_corpus, tmp_path):
     assert any(k.startswith("w2v_encoder.w2v_model.quantizer.") for k in ckpt["model"])
 
 
+@pytest.mark.slow
 def test_demo_script_runs_arms_and_prints_the_table(tiny_corpus, tmp_path, monkeypatch):
     for key, value in {"SUP_UPDATES": "2", "ARMS": "supervised_only joint", "DATA": str(tiny_corpus),
                        "EXP": str(tmp_path)}.items():

@@ -1,0 +1,193 @@
+"""slimIPL and soft pseudo-labels in real fairseq-hydra-train runs: every variant, alignment with
+the audio, collapse, resume after a kill, the demo script."""
+import os
+import re
+import signal
+import subprocess
+
+import pytest
+import torch
+
+from sslasr_plugin.checkpoint import load_checkpoint
+from tests.helpers import BIN, REPO, generate, hydra_train, run_cli
+
+pytestmark = pytest.mark.slow
+
+SLIMIPL = "examples/slimipl"
+BLANK = 0  # fairseq's <s>, the CTC blank
+# updates: 0 warm-up (labeled), then cycles of 2 pseudo-labeled + 1 labeled
+SCHEDULE = ("task.warmup_updates=1", "task.sup_updates=1", "task.cache_size=1",
+            "task.cache_replace_prob=0.5", "dataset.max_tokens=100000")
+UPDATE = re.compile(r"\[train_inner\].*num_updates=(\d+)")
+
+
+def _train(corpus, save_dir, *overrides, check=True):
+    if "+variant=supervised_only" not in overrides:
+        overrides += ("task.unsup_updates=2",)
+    return hydra_train(SLIMIPL, "slimipl", corpus, save_dir, *SCHEDULE, *overrides, check=check)
+
+
+def _update_kinds(stdout):
+    kinds = {}
+    for line in stdout.splitlines():
+        m = UPDATE.search(line)
+        if m:
+            kinds[int(m.group(1))] = ("pl" if re.search(r"pl_loss=[\d.]", line) else
+                                      "sup" if re.search(r"sup_loss=[\d.]", line) else "?")
+    return [kinds[u] for u in sorted(kinds)]
+
+
+VARIANTS = {
+    "slimipl": ((), ["sup", "pl", "pl"]),
+    "supervised_only": (("+variant=supervised_only",), ["sup", "sup", "sup"]),
+    "ema": (("+variant=ema",), ["sup", "pl", "pl"]),
+    "soft": (("+variant=soft",), ["sup", "pl", "pl"]),
+    "soft_ctc_mix": (("+variant=soft_ctc_mix",), ["sup", "pl", "pl"]),
+    "soft_blank": (("+variant=soft_blank",), ["sup", "pl", "pl"]),
+    "soft_temperature": (("+variant=soft_temperature",), ["sup", "pl", "pl"]),
+    "soft_entropy": (("+variant=soft_entropy",), ["sup", "pl", "pl"]),
+    "soft_sampled": (("+variant=soft_sampled",), ["sup", "pl", "pl"]),
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_config_trains_pseudo_labels_and_decodes(variant, tiny_corpus, tmp_path):
+    overrides, kinds = VARIANTS[variant]
+    proc = _train(tiny_corpus, tmp_path, *overrides)
+    assert _update_kinds(proc.stdout) == kinds
+    state = load_checkpoint(tmp_path / "checkpoint_last.pt")
+    cache = state["extra_state"]["SlimIplTask"]["slimipl_cache"]
+    if "pl" not in kinds:
+        assert "pl_blank_ratio" not in proc.stdout and cache["entries"] == []
+        return
+    # the first pseudo-labeled update labels its batch into the 1-entry cache
+    for key in ("pl_blank_ratio", "pl_entropy", "pl_token_rate", "pl_rate_ratio", "pl_cer", "pl_collapsed"):
+        assert re.search(rf"{key}=[\d.]+", proc.stdout), key
+    (entry,) = cache["entries"]
+    (part,) = entry["parts"]
+    soft = variant.startswith("soft")
+    assert len(part["ids"]) == len(part["tokens"]) and (len(part["log_probs"]) == len(part["ids"])) == soft
+    assert ("pl_soft_ce=" in proc.stdout) == soft
+    assert ("pl_sampled_rate=" in proc.stdout) == (variant == "soft_sampled")
+    if variant == "ema":
+        assert "ema" in state["extra_state"]
+    if variant in ("slimipl", "soft"):
+        out = generate(tiny_corpus, tmp_path / "checkpoint_best.pt")
+        assert re.search(r"WER: [\d.]+", out.stdout)
+
+
+def test_pseudo_labels_align_with_audio_and_oracle(tiny_corpus, tmp_path):
+    """Cached soft labels have one row per encoder frame of their utterance; the greedy tokens
+    are the rows' best path; the oracle rate was measured against the corpus transcripts."""
+    proc = _train(tiny_corpus, tmp_path, "+variant=soft")
+    rows = [line.split("\t") for line in open(os.path.join(tiny_corpus, "labeled.tsv")).read().splitlines()[1:]]
+    tokens = sum(len(line.split()) for line in open(os.path.join(tiny_corpus, "labeled.ltr")))
+    reference = float(re.search(r"labeled data: ([\d.]+) tokens per second", proc.stdout).group(1))
+    assert reference == pytest.approx(tokens / (sum(int(r[1]) for r in rows) / 16000), abs=0.01)
+    state = load_checkpoint(tmp_path / "checkpoint_last.pt")
+    (part,) = state["extra_state"]["SlimIplTask"]["slimipl_cache"]["entries"][0]["parts"]
+    from fairseq.data.audio.raw_audio_dataset import FileAudioDataset
+
+    labeled = len(open(os.path.join(tiny_corpus, "labeled.tsv")).readlines()) - 1
+    unlabeled = FileAudioDataset(os.path.join(tiny_corpus, "unlabeled.tsv"), sample_rate=16000)
+    for i, lp, tokens in zip(part["ids"].tolist(), part["log_probs"], part["tokens"]):
+        samples = unlabeled.sizes[i - labeled]
+        frames = (((samples - 400) // 160 + 1) - 3) // 2 + 1  # 25 ms / 10 ms mel frames, then conv (3, stride 2)
+        assert lp.shape[0] == frames
+        path = lp.float().argmax(-1)
+        runs = [int(k) for t, k in enumerate(path.tolist()) if k != BLANK and (t == 0 or path[t - 1] != k)]
+        assert tokens.tolist() == [k for k in runs if k not in (1, 2)]
+
+
+def test_collapse_is_reported_and_stops_the_run_when_asked(tiny_corpus, tmp_path):
+    # min ratio 100: any model "collapses"; the run must say so and stop with stop_on_collapse
+    proc = _train(tiny_corpus, tmp_path / "stop", "task.collapse_window=1", "task.collapse_min_ratio=100",
+                  "task.stop_on_collapse=true", check=False)
+    assert proc.returncode != 0
+    assert "PSEUDO-LABEL COLLAPSE at update 1" in proc.stdout + proc.stderr
+    proc = _train(tiny_corpus, tmp_path / "warn", "task.collapse_window=1", "task.collapse_min_ratio=100")
+    assert "PSEUDO-LABEL COLLAPSE at update 1" in proc.stdout and "pl_collapsed=1" in proc.stdout
+    proc = _train(tiny_corpus, tmp_path / "never", "task.collapse_window=1", "task.collapse_min_ratio=0")
+    assert "COLLAPSE" not in proc.stdout and "pl_collapsed=0" in proc.stdout
+
+
+def _run_args(corpus, save_dir, max_update, *overrides):
+    return [
+        "fairseq-hydra-train", "--config-dir", SLIMIPL, "--config-name", "slimipl", f"task.data={corpus}",
+        f"checkpoint.save_dir={save_dir}", f"hydra.run.dir={save_dir}/hydra", f"optimization.max_update={max_update}",
+        "checkpoint.save_interval_updates=3", "dataset.validate_interval_updates=100", "common.log_interval=1",
+        "dataset.num_workers=0", "common.user_dir=sslasr_plugin", "task.warmup_updates=1", "task.unsup_updates=2",
+        "task.sup_updates=1", "task.cache_size=2", "task.cache_replace_prob=0.5", "dataset.max_tokens=100000",
+        "model.mask_prob=0", "model.mask_channel_prob=0", "model.dropout=0", "model.attention_dropout=0",
+        "model.final_dropout=0", "task.pl_dropout=null", "lr_scheduler.phase_ratio=null",  # LR not a function of
+        "++lr_scheduler.warmup_steps=2", "++lr_scheduler.hold_steps=100", "++lr_scheduler.decay_steps=100",  # max_update
+        *overrides,
+    ]
+
+
+def _assert_same_training_state(a_path, b_path):
+    """Same cache (ids, labels, reads) and same weights."""
+    a, b = load_checkpoint(a_path), load_checkpoint(b_path)
+    assert a["optimizer_history"][-1]["num_updates"] == b["optimizer_history"][-1]["num_updates"]
+    ca, cb = (s["extra_state"]["SlimIplTask"]["slimipl_cache"] for s in (a, b))
+    assert ca["reads"] == cb["reads"] and len(ca["entries"]) == len(cb["entries"]) == 2
+    for ea, eb in zip(ca["entries"], cb["entries"]):
+        (pa,), (pb,) = ea["parts"], eb["parts"]
+        assert torch.equal(pa["ids"], pb["ids"])
+        assert [t.tolist() for t in pa["tokens"]] == [t.tolist() for t in pb["tokens"]]
+    for k, v in a["model"].items():
+        assert torch.allclose(v.float(), b["model"][k].float(), atol=1e-5), k
+    assert ("ema" in a["extra_state"]) == ("ema" in b["extra_state"])
+    if "ema" in a["extra_state"]:  # the EMA teacher that labels the unlabeled batches
+        ema_a, ema_b = a["extra_state"]["ema"], b["extra_state"]["ema"]
+        assert ema_a.keys() == ema_b.keys() and ema_a
+        for k, v in ema_a.items():
+            assert torch.allclose(v.float(), ema_b[k].float(), atol=1e-5), k
+
+
+def test_resume_continues_with_the_same_cache_and_schedule(tiny_corpus, tmp_path):
+    """3 updates, then resumed to 7, against 7 in one go: same update kinds, same cache (ids,
+    labels, reads) and same weights (no randomness left: masking and dropout off)."""
+    straight = run_cli(_run_args(tiny_corpus, tmp_path / "straight", 7))
+    run_cli(_run_args(tiny_corpus, tmp_path / "resumed", 3))
+    resumed = run_cli(_run_args(tiny_corpus, tmp_path / "resumed", 7))
+    assert "pseudo-label cache restored: 2 of 2 batches, 0 reads" in resumed.stdout
+    assert _update_kinds(straight.stdout) == ["sup", "pl", "pl", "sup", "pl", "pl", "sup"]
+    assert _update_kinds(resumed.stdout) == ["sup", "pl", "pl", "sup"]  # updates 4..7
+    assert load_checkpoint(tmp_path / "straight" / "checkpoint_last.pt")[
+        "extra_state"]["SlimIplTask"]["slimipl_cache"]["reads"] == 2
+    _assert_same_training_state(tmp_path / "straight" / "checkpoint_last.pt",
+                                tmp_path / "resumed" / "checkpoint_last.pt")
+
+
+@pytest.mark.parametrize("teacher", [(), ("+variant=ema",)], ids=["model", "ema"])
+def test_run_killed_with_sigkill_resumes_to_the_uninterrupted_state(tiny_corpus, tmp_path, teacher):
+    run_cli(_run_args(tiny_corpus, tmp_path / "straight", 7, *teacher))
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([str(a) for a in _run_args(tiny_corpus, tmp_path / "killed", 7, *teacher)], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:  # checkpoint at update 3; killed after update 4, two updates before the next
+        if re.search(r"num_updates=4,", line):
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert load_checkpoint(tmp_path / "killed" / "checkpoint_last.pt")["optimizer_history"][-1]["num_updates"] == 3
+    resumed = run_cli(_run_args(tiny_corpus, tmp_path / "killed", 7, *teacher))
+    assert "pseudo-label cache restored" in resumed.stdout
+    _assert_same_training_state(tmp_path / "straight" / "checkpoint_last.pt",
+                                tmp_path / "killed" / "checkpoint_last.pt")
+
+
+def test_demo_script_runs_every_arm_and_plots(tiny_corpus, ctc_checkpoint, tmp_path):
+    env_args = ["env", f"DATA={tiny_corpus}", f"EXP={tmp_path}", f"INIT={ctc_checkpoint}", "UPDATES=3", "CACHE=1",
+                "ARMS=supervised_only hard soft"]
+    proc = run_cli([*env_args, "bash", "examples/slimipl/run_demo.sh"])
+    table = (tmp_path / "slimipl_results.md").read_text()
+    for arm in ("supervised_only", "hard", "soft"):
+        assert re.search(rf"\| {arm}/test \| [\d.]+ \|", table), table
+    png = tmp_path / "slimipl_curves.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "wrote" in proc.stdout
+    assert list((tmp_path / "slimipl_hard" / "tensorboard").rglob("events.out.tfevents.*"))
+    missing = run_cli(["env", f"INIT={tmp_path}/none.pt", "bash", "examples/slimipl/run_demo.sh"], check=False)
+    assert missing.returncode == 2 and "run 'bash run.sh demo' first" in missing.stderr
