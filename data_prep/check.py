@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from sslasr_plugin.data.validate import (
+from sslasr_data.validate import (
     FRAME_LABEL_TOLERANCE, DataError, audio_header_problem, frame_label_problem,
 )
 

@@ -110,7 +110,7 @@ class ModelFeatures:
 
 
 def read_manifest(tsv: Path) -> List[Tuple[Path, int]]:
-    from sslasr_plugin.data.validate import read_manifest as parse
+    from sslasr_data.validate import read_manifest as parse
 
     root, rows = parse(str(tsv))
     return [(Path(root) / rel, samples) for _, rel, samples in rows]

@@ -11,7 +11,7 @@ from fairseq.tasks.hubert_pretraining import HubertPretrainingConfig, HubertPret
 from omegaconf import II
 
 from ..data.label_aware_batching import LabelSets, audio_share, label_aware_batches, pair_coverage
-from ..data.validate import check_audio_exists, check_frame_labels, check_labels, read_manifest
+from sslasr_data.validate import check_audio_exists, check_frame_labels, check_labels, read_manifest
 from ..models.wav2vec2 import load_encoder_weights
 from .batching import iterator_options, sampled_iterator
 from .nonfinite import NONFINITE_PATIENCE_HELP, NonFiniteGuard

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from ..batch_modes import UNSUP, batch_mode
 from ..data.alternating_batches import Schedule
-from ..data.validate import validate_split
+from sslasr_data.validate import validate_split
 from .two_stream import TwoStreamConfig, TwoStreamTask
 
 

@@ -30,7 +30,7 @@ from torch.nn.utils.rnn import pad_sequence
 from ..batch_modes import PL, SUP, UNSUP, batch_mode
 from ..data.alternating_batches import Schedule
 from ..data.pl_cache import PseudoLabelCache
-from ..data.validate import validate_split
+from sslasr_data.validate import validate_split
 from ..decoding.online_labels import CollapseDetector, LabelStats, label_batch
 from ..parallel import rank_and_world
 from .two_stream import TwoStreamConfig, TwoStreamTask
