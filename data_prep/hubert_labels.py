@@ -37,6 +37,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from sslasr_data.validate import audio_files
+
 SAMPLE_RATE = 16000
 MFCC_RATE = 100  # kaldi frames: 25 ms window, 10 ms shift, no padding at the edges
 
@@ -109,13 +111,6 @@ class ModelFeatures:
         return [x[i, : self.num_frames(int(n))].float().cpu() for i, n in enumerate(lengths)]
 
 
-def read_manifest(tsv: Path) -> List[Tuple[Path, int]]:
-    from sslasr_data.validate import read_manifest as parse
-
-    root, rows = parse(str(tsv))
-    return [(Path(root) / rel, samples) for _, rel, samples in rows]
-
-
 def _read_wave(path: Path, tsv: Path, lineno: int) -> np.ndarray:
     try:
         wav, rate = sf.read(str(path), dtype="float32")
@@ -152,7 +147,7 @@ def dump_features(extractor, dim: int, data: Path, split: str, feat_dir: Path, b
         return
     feat_path, len_path = feat_dir / f"{split}.f32.partial", feat_dir / f"{split}.len.partial"
     tsv = data / f"{split}.tsv"
-    rows = read_manifest(tsv)
+    rows = audio_files(tsv)
     done = _resume_dump(feat_path, len_path, dim)
     from tqdm import tqdm
 

@@ -33,6 +33,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from sslasr_data.validate import DataError, audio_files
+
 SILENCE = "|"
 
 
@@ -60,26 +62,18 @@ def load_teacher(checkpoint: str, data: str):
     return model, task.target_dictionary
 
 
-def _read_manifest(tsv: Path):
-    lines = tsv.read_text().splitlines()
-    root = Path(lines[0])
-    return [(root / line.split("\t")[0], int(line.split("\t")[1])) for line in lines[1:]]
-
-
 @torch.no_grad()
 def teacher_paths(model, waves: List[np.ndarray]):
     """Best paths and their per-frame probabilities for a batch of waveforms."""
+    from sslasr_plugin.decoding.ctc import best_paths, emissions
+
     lengths = torch.tensor([len(w) for w in waves])
     source = torch.zeros(len(waves), int(lengths.max()))
     for i, w in enumerate(waves):
         source[i, : len(w)] = torch.from_numpy(w)
     padding_mask = torch.arange(source.size(1))[None, :] >= lengths[:, None]
-    net_output = model(source=source, padding_mask=padding_mask)
-    lprobs = model.get_normalized_probs(net_output, log_probs=True).transpose(0, 1)
-    best, path = lprobs.max(-1)
-    pad = net_output["padding_mask"]
-    frames = (~pad).sum(1) if pad is not None else torch.full((len(waves),), lprobs.size(1))
-    return [(path[i, : frames[i]].numpy(), best[i, : frames[i]].exp().numpy()) for i in range(len(waves))]
+    lprobs, frames = emissions(model, {"source": source, "padding_mask": padding_mask})
+    return [(path.numpy(), scores.exp().numpy()) for path, scores in best_paths(lprobs, frames)]
 
 
 def pseudo_label_split(model, dictionary, data: str, split: str, out: str, batch_size: int = 8,
@@ -93,7 +87,7 @@ def pseudo_label_split(model, dictionary, data: str, split: str, out: str, batch
     if overwrite:
         for p in (partial, conf_partial):
             p.unlink(missing_ok=True)
-    rows = _read_manifest(Path(data) / f"{split}.tsv")
+    rows = audio_files(Path(data) / f"{split}.tsv")
     # Resume after the last row complete (newline-terminated) in both files; drop a torn row.
     texts = [p.read_text() if p.exists() else "" for p in (partial, conf_partial)]
     done = min(text.count("\n") for text in texts)
@@ -163,7 +157,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         out = pseudo_label(args.teacher, args.data, args.splits, args.out, args.batch_size, args.overwrite,
                            not args.no_progress)
-    except PseudoLabelError as err:
+    except (PseudoLabelError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"pseudo-labels ready: {out}")
