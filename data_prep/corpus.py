@@ -2,21 +2,10 @@
 
     python -m data_prep.corpus --preset demo --out data/demo
 
-Voices and variants of espeak-ng act as speakers.  ``labeled``, ``unlabeled``, ``valid`` and
-``test`` are spoken by the training speakers; ``test_ood`` only by voices never used in
-training.  Sentences never repeat across splits.  Everything is decided by ``seed`` before
-synthesis starts, so the same command always builds the same corpus, and an interrupted build
-resumes where it stopped.  Outputs (all fairseq formats):
-
-    <out>/wav/<split>/<id>.wav  16 kHz mono 16-bit
-    <out>/<split>.tsv           manifest: root line, then "relative path<TAB>samples"
-    <out>/<split>.ltr           letter labels, "H I | Y O U |"
-    <out>/<split>.wrd           word transcripts
-    <out>/dict.ltr.txt          letter dictionary
-    <out>/corpus.json           the plan: preset, seed, speakers, sentences
-
-The transcripts of ``unlabeled`` are written too, for oracle analysis only; training code
-must not read them.
+espeak-ng voices act as speakers; ``test_ood`` uses voices never used in training.  The seed
+decides everything before synthesis, so a command always builds the same corpus and an
+interrupted build resumes.  Outputs are fairseq's formats (docs/design.md, "The synthetic
+corpus"); the transcripts of ``unlabeled`` are for oracle analysis only.
 """
 import argparse
 import dataclasses

@@ -1,30 +1,13 @@
 """HuBERT targets: features -> streaming k-means -> one cluster id per frame, for every split.
 
-Iteration 1 clusters MFCCs (100 frames/s); iteration 2 clusters the features of one Transformer
-layer of the iteration-1 model (its frame rate: 50/s for the demo and BASE models).
+Iteration 1 clusters MFCCs (100 frames/s), iteration 2 one Transformer layer of the iteration-1
+model.  The k-means is trained on --train-split only, and its centroids label every split.
+Writes {split}.km, dict.km.txt, labels.json (label_rate to use), kmeans.npy and the feature dump
+into --out; resumable, never overwrites without --overwrite (docs/design.md, "HuBERT labels").
 
-    python -m data_prep.hubert_labels --data data/demo --out data/demo_km1 \\
-        --features mfcc --clusters 100
-    python -m data_prep.hubert_labels --data data/demo --out data/demo_km2 \\
+    python -m data_prep.hubert_labels --data data/demo --out data/demo_km1 --features mfcc --clusters 100
+    python -m data_prep.hubert_labels --data data/demo --out data/demo_km2 \
         --features model --checkpoint exp/hubert1/checkpoint_last.pt --layer 4 --clusters 100
-
-Writes into --out (task.label_dir of the HuBERT run; the label rate to use is in labels.json and
-printed at the end):
-
-    {split}.km          one line per manifest row: one cluster id per frame
-    dict.km.txt         the cluster ids
-    labels.json         label_rate, feature kind, k-means statistics, the request
-    kmeans.npy          the centroids (float32, loaded with allow_pickle=False)
-    feats/{split}.f32   dumped features (raw float32 rows), feats/{split}.len frames per row
-
-The k-means is trained on --train-split only and the same centroids label every split: valid
-labeled by a k-means of its own would have unrelated cluster ids (a common fairseq pitfall).
-k-means is mini-batch (Sculley 2010): each step reads --batch-frames random frames from the
-memory-mapped dump, so memory does not grow with the corpus.
-
-Resumable: feature rows are appended and flushed; a rerun continues after the last complete row,
-reuses a finished dump and k-means, and skips finished label files.  A directory made with other
-settings is never overwritten without --overwrite.
 """
 import argparse
 import json

@@ -10,13 +10,7 @@ Writes into --out, in fairseq's hubert_pretraining label format:
     dict.plab.txt       the token classes (the teacher's dictionary)
     plab.json           frame rate (task.label_rate), teacher checkpoint, labelling rule
 
-Labelling rule.  A CTC teacher's best path (per-frame argmax) is mostly blank: tokens appear as
-one- or two-frame spikes near their onset.  Every frame gets a token class this way: a blank
-frame takes the token before it, so that a token lasts from its spike to the next one; blanks
-before the first spike take the first token; an utterance with no token at all is labelled
-'|' (the word separator, i.e. silence) throughout.  Forced alignment
-(torchaudio.functional.forced_align) of the best path's own transcript returns that same path,
-so it is not run; it would matter only for transcripts from a beam or LM decoder.
+Labelling rule (a blank frame takes the token before it): docs/design.md, "Frame pseudo-labels".
 
 Resumable: rows are appended (and flushed) to {split}.plab.partial; a rerun continues after the
 last complete row and renames the files when the split is done.  Finished outputs are never
