@@ -16,8 +16,9 @@ def utterance_name(dataset, index: int) -> str:
             part = bisect.bisect_right(dataset.cumulative_sizes, index)
             index -= dataset.cumulative_sizes[part - 1] if part else 0
             dataset = dataset.datasets[part]
-        elif getattr(dataset, "fnames", None) is not None:  # fairseq's FileAudioDataset (list or pyarrow array)
-            return dataset.text_compressor.decompress(str(dataset.fnames[index]))
+        elif getattr(dataset, "fnames", None) is not None:  # fairseq's FileAudioDataset: no name lookup of its own
+            name = dataset.fnames[index]  # compressed bytes, in a list or (with pyarrow) an array
+            return dataset.text_compressor.decompress(name.as_py() if hasattr(name, "as_py") else name)
         elif getattr(dataset, "audio_names", None) is not None:  # fairseq's HubertDataset
             return dataset.audio_names[index]
         else:
