@@ -10,7 +10,7 @@ setup(
     name="sslasr_plugin",
     version="0.1.0",
     description="Semi-supervised speech recognition (CSL, joint CPC+CTC, slimIPL) for fairseq",
-    packages=find_packages(include=["sslasr_plugin", "sslasr_plugin.*", "data_prep", "data_prep.*"]),
+    packages=find_packages(include=["sslasr_plugin", "sslasr_plugin.*", "data_prep", "data_prep.*", "sslasr_data"]),
     package_data={"sslasr_plugin": ["config/*.yaml"]},  # the examples' shared hydra settings
     python_requires=">=3.9",
     install_requires=["torch", "torchaudio", "soundfile", "editdistance", "sentencepiece", "tqdm"],

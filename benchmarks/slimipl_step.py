@@ -97,7 +97,7 @@ def main():
     args = parser.parse_args()
     data = str(Path(args.data).resolve())
     quiet()
-    from sslasr_plugin.data.alternating_batches import SUP, UNSUP
+    from sslasr_plugin.batch_modes import SUP, UNSUP
 
     trainers, collate = {}, {}
     n = None

@@ -1,22 +1,12 @@
 """Check a fairseq audio data directory row by row, and optionally write a copy without the bad rows.
 
     python -m data_prep.check --data data/demo --labels ltr
-    python -m data_prep.check --data data/demo --splits unlabeled valid \\
-        --label-dir data/demo_km1 --frame-labels km --label-rate 100
     python -m data_prep.check --data data/mine --labels ltr wrd --read-audio --skip-bad data/mine_clean
 
-Finds, for every manifest row: malformed rows, missing audio, unreadable or corrupt audio
-(--read-audio decodes every file, not only its header), wrong sample rate, more than one channel,
-zero-length audio, a length other than the manifest's; for every label file: a line count other
-than the manifest's, empty transcripts, symbols missing from dict.{ext}.txt, and frame labels
-(HuBERT k-means, CSL pseudo-labels) whose count does not fit the audio at --label-rate.  Each
-problem is printed with its file, line and fix; the training tasks run the same checks (and stop
-at the first problem) before their first update.
-
---skip-bad OUT writes OUT/{split}.tsv and each label file without the bad rows, plus
-OUT/skipped.txt listing what was dropped and why; the input is never modified, and OUT is never
-overwritten without --overwrite.  Exit status: 0 clean (or cleaned copy written), 1 problems
-found, 2 problems no row-dropping can fix (a label file with another line count).
+Each problem (manifest rows, audio, label files, frame-label counts) is printed with its file,
+line and fix; the training tasks run the same checks before their first update.  Exit status:
+0 clean (or cleaned copy written), 1 problems found, 2 problems no row-dropping can fix.
+What is checked, and --skip-bad's output: docs/design.md, "Data checks".
 """
 import argparse
 import os
@@ -26,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from sslasr_plugin.data.validate import (
+from sslasr_data.validate import (
     FRAME_LABEL_TOLERANCE, DataError, audio_header_problem, frame_label_problem,
 )
 

@@ -2,13 +2,12 @@
 
     python -m data_prep.corpus --preset demo --out data/demo
 
-Voices of espeak-ng act as speakers: held-out voices speak ``test_ood`` and ``unlabeled_ood``,
-the training voices everything else.  Every preset draws ``valid``/``test``/``test_ood`` from
-one fixed pool of sentences that no training split of any preset uses; ``labeled_10min``-style
-subsets are nested prefixes of their parent split.  The plan is decided by ``seed`` before
-synthesis, so a build is repeatable and an interrupted one resumes.  Writes fairseq's
-``{split}.tsv/.ltr/.wrd``, ``dict.ltr.txt``, ``wav/<split>/*.wav`` and ``corpus.json`` (the plan).
-The transcripts of unlabeled splits are for oracle analysis only; training must not read them.
+espeak-ng voices act as speakers; held-out voices speak ``test_ood`` and ``unlabeled_ood``.  Every
+preset draws ``valid``/``test``/``test_ood`` from one fixed sentence pool that no training split of
+any preset uses; nested subsets (``labeled_10min``) are prefixes of their parent split.  The seed
+decides everything before synthesis, so a command always builds the same corpus and an
+interrupted build resumes.  Outputs are fairseq's formats (docs/design.md, "The synthetic
+corpus"); the transcripts of unlabeled splits are for oracle analysis only.
 """
 import argparse
 import dataclasses

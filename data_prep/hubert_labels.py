@@ -1,30 +1,13 @@
 """HuBERT targets: features -> streaming k-means -> one cluster id per frame, for every split.
 
-Iteration 1 clusters MFCCs (100 frames/s); iteration 2 clusters the features of one Transformer
-layer of the iteration-1 model (its frame rate: 50/s for the demo and BASE models).
+Iteration 1 clusters MFCCs (100 frames/s), iteration 2 one Transformer layer of the iteration-1
+model.  The k-means is trained on --train-split only, and its centroids label every split.
+Writes {split}.km, dict.km.txt, labels.json (label_rate to use), kmeans.npy and the feature dump
+into --out; resumable, never overwrites without --overwrite (docs/design.md, "HuBERT labels").
 
-    python -m data_prep.hubert_labels --data data/demo --out data/demo_km1 \\
-        --features mfcc --clusters 100
-    python -m data_prep.hubert_labels --data data/demo --out data/demo_km2 \\
+    python -m data_prep.hubert_labels --data data/demo --out data/demo_km1 --features mfcc --clusters 100
+    python -m data_prep.hubert_labels --data data/demo --out data/demo_km2 \
         --features model --checkpoint exp/hubert1/checkpoint_last.pt --layer 4 --clusters 100
-
-Writes into --out (task.label_dir of the HuBERT run; the label rate to use is in labels.json and
-printed at the end):
-
-    {split}.km          one line per manifest row: one cluster id per frame
-    dict.km.txt         the cluster ids
-    labels.json         label_rate, feature kind, k-means statistics, the request
-    kmeans.npy          the centroids (float32, loaded with allow_pickle=False)
-    feats/{split}.f32   dumped features (raw float32 rows), feats/{split}.len frames per row
-
-The k-means is trained on --train-split only and the same centroids label every split: valid
-labeled by a k-means of its own would have unrelated cluster ids (a common fairseq pitfall).
-k-means is mini-batch (Sculley 2010): each step reads --batch-frames random frames from the
-memory-mapped dump, so memory does not grow with the corpus.
-
-Resumable: feature rows are appended and flushed; a rerun continues after the last complete row,
-reuses a finished dump and k-means, and skips finished label files.  A directory made with other
-settings is never overwritten without --overwrite.
 """
 import argparse
 import json
@@ -36,6 +19,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import soundfile as sf
 import torch
+
+from sslasr_data.validate import audio_files
 
 SAMPLE_RATE = 16000
 MFCC_RATE = 100  # kaldi frames: 25 ms window, 10 ms shift, no padding at the edges
@@ -109,13 +94,6 @@ class ModelFeatures:
         return [x[i, : self.num_frames(int(n))].float().cpu() for i, n in enumerate(lengths)]
 
 
-def read_manifest(tsv: Path) -> List[Tuple[Path, int]]:
-    from sslasr_plugin.data.validate import read_manifest as parse
-
-    root, rows = parse(str(tsv))
-    return [(Path(root) / rel, samples) for _, rel, samples in rows]
-
-
 def _read_wave(path: Path, tsv: Path, lineno: int) -> np.ndarray:
     try:
         wav, rate = sf.read(str(path), dtype="float32")
@@ -152,7 +130,7 @@ def dump_features(extractor, dim: int, data: Path, split: str, feat_dir: Path, b
         return
     feat_path, len_path = feat_dir / f"{split}.f32.partial", feat_dir / f"{split}.len.partial"
     tsv = data / f"{split}.tsv"
-    rows = read_manifest(tsv)
+    rows = audio_files(tsv)
     done = _resume_dump(feat_path, len_path, dim)
     from tqdm import tqdm
 

@@ -13,14 +13,9 @@ Writes into --out, in fairseq's hubert_pretraining label format:
                         pseudo-labels' WER/CER against {data}/{split}.ltr where that exists
                         (the unlabeled transcripts kept aside for analysis)
 
-Labelling rule.  A CTC teacher's best path (per-frame argmax) is mostly blank: tokens appear as
-one- or two-frame spikes near their onset.  Every frame gets a token class this way: a blank
-frame takes the token before it, so that a token lasts from its spike to the next one; blanks
-before the first spike take the first token; an utterance with no token at all is labelled
-'|' (the word separator, i.e. silence) throughout.  Forced alignment
-(torchaudio.functional.forced_align) of the best path's own transcript returns that same path,
-so it is not run.  With an n-gram LM (``--kenlm-model``, ``--lexicon``; data_prep.lm builds
-them) the transcript comes from beam search and the path from its forced alignment:
+Labelling rule (a blank frame takes the token before it): docs/design.md, "Frame pseudo-labels".
+With an n-gram LM (``--kenlm-model``, ``--lexicon``; data_prep.lm builds them) the transcript
+comes from beam search and the frame path from its forced alignment:
 
     python -m data_prep.pseudo_labels --teacher exp/demo_ctc/checkpoint_best.pt --data data/demo \
         --splits unlabeled valid --out data/demo_pl_lm \
@@ -40,6 +35,8 @@ from typing import List, Optional, Sequence
 import numpy as np
 import soundfile as sf
 import torch
+
+from sslasr_data.validate import DataError, audio_files
 
 SILENCE = "|"
 
@@ -68,35 +65,28 @@ def load_teacher(checkpoint: str, data: str):
     return model, task.target_dictionary
 
 
-def _read_manifest(tsv: Path):
-    lines = tsv.read_text().splitlines()
-    root = Path(lines[0])
-    return [(root / line.split("\t")[0], int(line.split("\t")[1])) for line in lines[1:]]
-
-
 @torch.no_grad()
 def teacher_paths(model, waves: List[np.ndarray], decoder=None, blank: int = 0):
     """Frame paths and their per-frame probabilities for a batch of waveforms: best paths, or
     with ``decoder`` (decoding.lm.LmBeamDecoder) the forced alignments of its transcripts."""
+    from sslasr_plugin.decoding.ctc import best_paths, emissions
+
     lengths = torch.tensor([len(w) for w in waves])
     source = torch.zeros(len(waves), int(lengths.max()))
     for i, w in enumerate(waves):
         source[i, : len(w)] = torch.from_numpy(w)
     padding_mask = torch.arange(source.size(1))[None, :] >= lengths[:, None]
-    net_output = model(source=source, padding_mask=padding_mask)
-    lprobs = model.get_normalized_probs(net_output, log_probs=True).transpose(0, 1).float()
-    pad = net_output["padding_mask"]
-    frames = (~pad).sum(1) if pad is not None else torch.full((len(waves),), lprobs.size(1))
+    lprobs, frames = emissions(model, {"source": source, "padding_mask": padding_mask})
     if decoder is None:
-        path = lprobs.argmax(-1)
-    else:
-        from sslasr_plugin.decoding.lm import aligned_path
+        return [(path.numpy(), scores.exp().numpy()) for path, scores in best_paths(lprobs, frames)]
+    from sslasr_plugin.decoding.lm import aligned_path
 
-        path = torch.full(lprobs.shape[:2], blank, dtype=torch.long)
-        for i, hypo in enumerate(decoder(lprobs, frames, blank)):
-            path[i, : frames[i]] = aligned_path(lprobs[i, : frames[i]], hypo["tokens"], blank)
-    best = lprobs.gather(-1, path[..., None])[..., 0]
-    return [(path[i, : frames[i]].numpy(), best[i, : frames[i]].exp().numpy()) for i in range(len(waves))]
+    paths = []
+    for i, hypo in enumerate(decoder(lprobs, frames, blank)):
+        frame_lprobs = lprobs[i, : frames[i]]
+        path = aligned_path(frame_lprobs, hypo["tokens"], blank)
+        paths.append((path.numpy(), frame_lprobs.gather(-1, path[:, None])[:, 0].exp().numpy()))
+    return paths
 
 
 def transcript(path: np.ndarray, blank: int, dictionary) -> str:
@@ -128,7 +118,7 @@ def pseudo_label_split(model, dictionary, data: str, split: str, out: str, batch
     if overwrite:
         for p in partials:
             p.unlink(missing_ok=True)
-    rows = _read_manifest(Path(data) / f"{split}.tsv")
+    rows = audio_files(Path(data) / f"{split}.tsv")
     # Resume after the last row complete (newline-terminated) in every file; drop a torn row.
     texts = [p.read_text() if p.exists() else "" for p in partials]
     done = min(text.count("\n") for text in texts)
@@ -222,7 +212,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         out = pseudo_label(args.teacher, args.data, args.splits, args.out, args.batch_size, args.overwrite,
                            not args.no_progress, lm_options)
-    except (PseudoLabelError, LmDecodingError) as err:
+    except (PseudoLabelError, DataError, LmDecodingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"pseudo-labels ready: {out}")

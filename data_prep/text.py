@@ -1,18 +1,8 @@
-"""Text normalization for the synthetic corpus.
+"""Text normalization for the synthetic corpus: sentences espeak-ng can speak exactly as written.
 
-The rule, applied to every sentence before it is spoken and written as a transcript:
-
-1. A fortune entry is split into sentences at ``.``, ``!`` or ``?`` followed by white space.
-2. A sentence is rejected if it contains a digit, a character outside plain ASCII letters,
-   white space and ``' , . ; : ! ? " - ( )``, or an all-capital word of two or more letters
-   (espeak-ng spells acronyms letter by letter, so "IBM" would not match its transcript).
-3. ``-`` and ``--`` become word breaks; every other punctuation mark is dropped; apostrophes
-   stay only inside a word (``DON'T``), so quoting apostrophes are removed.
-4. The result is upper-cased with single spaces; sentences of fewer than ``min_words`` or more
-   than ``max_words`` words are rejected.
-
-Letter labels (``.ltr``) spell each word with spaces between letters and ``|`` after every
-word, as fairseq's ``libri_labels.py`` does: ``HELLO WORLD`` -> ``H E L L O | W O R L D |``.
+Sentences with digits, symbols or acronyms are rejected, punctuation dropped, words upper-cased;
+letter labels follow fairseq's ``libri_labels.py`` (``H E L L O | W O R L D |``).  The full rule:
+docs/design.md, "Text normalization".
 """
 import re
 from typing import Iterable, Iterator, List, Optional

@@ -3,8 +3,12 @@
     fairseq-hydra-train --config-dir examples/ctc --config-name scratch_fbank \
         common.user_dir=sslasr_plugin task.data=$PWD/data/demo
 
-Importing the package registers its tasks, models and criterions with fairseq (once) and
-allow-lists, for torch's weights_only loader, the classes fairseq checkpoints contain.
+Importing the package registers its tasks, models, criterions and optimizers with fairseq
+(once) and applies the plugin's few patches to fairseq (``patches``: safe checkpoint loading,
+atomic checkpoint copies).
 """
-from . import checkpoint  # noqa: F401
-from . import criterions, models, optim, tasks  # noqa: F401
+from . import patches
+
+patches.apply()
+
+from . import criterions, models, optim, tasks  # noqa: E402,F401  (registration)

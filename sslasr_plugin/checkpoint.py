@@ -1,17 +1,7 @@
-"""Checkpoints: safe loading, complete writing.
+"""Checkpoints: a safe loader with clear errors, and an atomic copy for fairseq's checkpoint writes.
 
-Loading: torch >= 2.6 loads with ``weights_only=True``, which refuses fairseq's fine-tuned
-checkpoints ("Unsupported global: fairseq.data.dictionary.Dictionary").  Rather than turning the
-safe loader off, this module allow-lists exactly the classes that fairseq and this plugin store
-in checkpoints.  A file whose pickle calls anything else (``os.system``, say) is refused, and the
-error names the file and the offending global.  A truncated file is named as such, with the
-other checkpoints of its directory to resume from.
-
-Writing: fairseq writes a checkpoint to ``name.tmp`` and renames it, but then *copies* it to
-``checkpoint_last.pt`` (and ``checkpoint_best.pt``) in place: a run killed during that copy
-leaves a truncated ``checkpoint_last.pt``, which is exactly the file a restarted job resumes
-from.  The plugin makes that copy atomic too (copy to ``.tmp``, fsync, rename), so the latest
-checkpoint is always either the previous one or the new one, whole.
+``sslasr_plugin.patches`` installs them into fairseq; the reasoning is in docs/design.md
+("Checkpoints").
 """
 import argparse
 import glob
@@ -23,7 +13,6 @@ import struct
 import zipfile
 
 import torch
-from fairseq import checkpoint_utils
 from fairseq.data.dictionary import Dictionary
 from fairseq.file_io import PathManager
 
@@ -102,7 +91,7 @@ def atomic_copy(src_path: str, dst_path: str, overwrite: bool = False) -> bool:
     return True
 
 
-class _AtomicCopyPathManager(PathManager):
+class AtomicCopyPathManager(PathManager):
     """fairseq's PathManager as checkpoint_utils sees it, with an atomic ``copy``."""
 
     copy = staticmethod(atomic_copy)
@@ -144,7 +133,8 @@ def _clear_error(path, err: Exception):
     return None
 
 
-def _guard(load_fn):
+def guarded_loader(load_fn):
+    """``load_fn`` (fairseq's ``load_checkpoint_to_cpu``) raising the clear errors of ``load_checkpoint``."""
     def load_checkpoint_to_cpu(path, *args, **kwargs):
         try:
             return load_fn(path, *args, **kwargs)
@@ -156,11 +146,3 @@ def _guard(load_fn):
 
     load_checkpoint_to_cpu.__wrapped__ = load_fn
     return load_checkpoint_to_cpu
-
-
-torch.serialization.add_safe_globals(SAFE_GLOBALS)
-# fairseq's loader relies on torch's default (weights_only=True); only its error is made clearer.
-if not hasattr(checkpoint_utils.load_checkpoint_to_cpu, "__wrapped__"):
-    checkpoint_utils.load_checkpoint_to_cpu = _guard(checkpoint_utils.load_checkpoint_to_cpu)
-# save_checkpoint copies checkpoint_N.pt to checkpoint_last.pt / checkpoint_best.pt through this name.
-checkpoint_utils.PathManager = _AtomicCopyPathManager

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from sslasr_plugin.data.validate import read_manifest
+from sslasr_data.validate import read_manifest
 
 
 def tiny_utterances(corpus: Path, split: str):

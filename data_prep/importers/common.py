@@ -332,7 +332,7 @@ def audio_kwargs(args) -> dict:
 def run_cli(module: str, argv: Optional[Sequence[str]], body: Callable[[], List[ImportResult]]) -> int:
     """Run an importer for its command line: a summary per split, the problems data_prep.check
     found, and for a refusal the command that fixes it.  Exit status 0 clean, 1 problems, 2 refused."""
-    from sslasr_plugin.data.validate import DataError
+    from sslasr_data.validate import DataError
 
     try:
         results = body()

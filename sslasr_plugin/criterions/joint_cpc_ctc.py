@@ -20,7 +20,7 @@ from fairseq.criterions import FairseqCriterion, register_criterion
 from fairseq.criterions.ctc import CtcCriterion, CtcCriterionConfig
 from fairseq.criterions.wav2vec_criterion import Wav2vecCriterion
 
-from ..data.alternating_batches import SUP, UNSUP
+from ..batch_modes import SUP, UNSUP, batch_mode
 
 _UNSUP_KEYS = ("loss", "sample_size", "nsentences", "correct", "count")
 
@@ -69,7 +69,7 @@ class JointCpcCtcCriterion(FairseqCriterion):
                                     log_keys=list(cfg.unsup_log_keys))
 
     def forward(self, model, sample, reduce=True):
-        if sample.get("mode", SUP) == SUP:
+        if batch_mode(sample) == SUP:
             encoder = model.w2v_encoder
             if model.training and getattr(encoder, "num_updates", 0) < self.ctc_mask_after_updates:
                 with _mask_prob(encoder.w2v_model, 0.0):  # the authors' code: iter > saug_warmup

@@ -1,25 +1,10 @@
 """CTC on labeled batches and on pseudo-labeled ones, hard (slimIPL) or soft.
 
-A batch's ``mode`` says which: ``sup`` (or none: validation) and ``pl`` with hard labels are
-fairseq's CTC loss on ``target``; ``pl`` with ``pl_log_probs`` (the teacher's per-frame
-log-probabilities, B x T x V) is the soft-label loss, per utterance
-
-    soft_scale * mean over frames t of  w_t * CE(q_t, p_t)  -  soft_entropy_weight * mean_t H(p_t)
-
-with q the teacher distribution sharpened by ``soft_temperature`` (q ~ q^(1/T)), p the
-student's on the augmented input, and w_t = ``soft_blank_weight`` on frames whose teacher
-argmax is blank (1 elsewhere; the mean is over the weights).  ``soft_ctc_weight`` = a mixes in
-CTC on a transcript of the teacher's: (1 - a) * soft + a * CTC, where the transcript is the
-greedy one (``soft_ctc_target=greedy``) or, with ``sampled``, a frame path drawn anew at every
-update from q (after the temperature) and collapsed: sampled hard labels, sequence-level like
-hard labels, distributed like soft ones.  Defaults: flashlight's soft-label mode (scale 20, no
-regulariser).  Regularisers, each to counter the collapse of soft labels to blank: CTC mix
-(sequence-level constraint back), sampled labels, blank down-weighting (removes the blank
-attractor), temperature < 1 (less mass on blank in the targets), entropy bonus.
-
-Logged: ``sup_loss`` and ``pl_loss`` (bits per utterance or token, as fairseq's ``loss``);
-``pl_soft_ce`` (nats per frame) in soft mode; ``pl_sampled_rate``, the sampled transcripts'
-tokens per greedy transcript token, with sampled labels.
+``sup`` batches and ``pl`` batches with hard labels are fairseq's CTC loss; ``pl`` batches with
+the teacher's per-frame log-probabilities (``pl_log_probs``) take the soft-label loss, with
+regularisers against its collapse to blank (CTC mix, sampled labels, blank weighting,
+temperature, entropy bonus).  The loss and its options: docs/design.md, "Soft pseudo-labels".
+Logged: ``sup_loss``, ``pl_loss``; ``pl_soft_ce`` and ``pl_sampled_rate`` when they apply.
 """
 import math
 from dataclasses import dataclass, field
@@ -31,10 +16,8 @@ from fairseq.criterions import register_criterion
 from fairseq.criterions.ctc import CtcCriterion, CtcCriterionConfig
 from fairseq.dataclass import ChoiceEnum
 
-from ..data.alternating_batches import SUP
+from ..batch_modes import PL, SUP, batch_mode
 from ..decoding.ctc import emissions, sample_paths
-
-PL = "pl"
 
 
 @dataclass
@@ -78,7 +61,7 @@ class PlCtcCriterion(CtcCriterion):
         self.cfg = cfg
 
     def forward(self, model, sample, reduce=True):
-        mode = sample.get("mode", SUP)
+        mode = batch_mode(sample)
         if mode == PL and "pl_log_probs" in sample:
             loss, sample_size, log = self.soft_forward(model, sample)
         else:

@@ -1,1 +1,1 @@
-from .validate import DataError, validate_split  # noqa: F401
+"""Datasets and samplers of the plugin's tasks (the sampler decides a batch, the dataset makes its tensors)."""

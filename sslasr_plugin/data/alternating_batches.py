@@ -15,7 +15,7 @@ from typing import Dict, Iterator, List, Sequence
 
 import numpy as np
 
-UNSUP, SUP = "unsup", "sup"
+from ..batch_modes import STREAMS, SUP, UNSUP
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def epoch_batches(schedule: Schedule, batches: Dict[str, Sequence[List[int]]], e
     first = (epoch - 1) * n
     streams = {
         mode: _cycle(batches[mode], np.random.RandomState([seed, epoch, i]))
-        for i, mode in enumerate((UNSUP, SUP)) if len(batches[mode])
+        for i, mode in enumerate(STREAMS) if len(batches[mode])
     }
     out = []
     for update_num in range(first, first + n):

@@ -1,21 +1,9 @@
 """Label-Aware Batching (LAB, Xiao et al. 2021): batches in which labels come in pairs.
 
 The CSL loss needs, for every sampled frame, another frame with the same pseudo-label in the
-batch.  LAB builds each batch by repeatedly taking the rarest label that the batch does not yet
-hold twice and adding utterances that contain it (two for a label the batch lacks, one for a
-label it holds once; labels held once are served first), until the token budget is spent.
-Each utterance is used at most once per epoch; the result depends only on (seed, epoch).
-
-"Rarest" is by the number of utterances holding the label in the corpus.  That order is fixed
-for the run (ties broken by label value), which lets a batch's labels live in one integer
-bitmask: the next label to serve is the lowest set bit of a few bitwise operations, not a heap
-over the inventory.  An epoch for 1M utterances takes seconds (benchmarks/lab_batches.py).
-
-A batch of random lengths pads to its longest member (~30% of the batched samples for 2-15 s
-utterances); ``buckets=N`` builds every batch within one of N length buckets instead, at the
-price of pairing labels only within a bucket (benchmarks/csl_step.py measures both).
-
-This module is a sampler (it decides what goes into a batch) and knows nothing of tensors.
+batch; LAB builds batches rarest label first, adding utterances until each label is held twice.
+A sampler: it decides what goes into a batch, depends only on (seed, epoch) and knows nothing of
+tensors.  The algorithm, its bitmask and length buckets: docs/design.md, "Label-aware batching".
 """
 import random
 from array import array

@@ -1,15 +1,9 @@
 """The dynamic pseudo-label cache of slimIPL (Likhomanenko et al. 2021).
 
-The cache holds ``size`` pseudo-labeled batches.  While it fills, every unlabeled batch is
-labeled by the current model, stored, and trained on.  Once full, each unlabeled update trains
-on the next entry (entries are visited in a random order, reshuffled after every pass) and,
-with probability ``replace_prob``, labels a new batch with the current model into that slot
-before the update (flashlight's ``fixed-pre-cache``); otherwise the entry stays.
-
-Every decision is a function of (seed, number of reads so far): a restored cache makes the
-same decisions as the one that was saved, on every rank.  An entry is opaque here (the task
-stores batch ids and labels in it); ``state_dict`` must hold only tensors, lists, dicts,
-numbers and strings, so that checkpoints load with ``weights_only=True``.
+``size`` pseudo-labeled batches: filled with newly labeled batches, then visited in a random
+order per pass, each visit replacing the entry with probability ``replace_prob``.  Every decision
+is a function of (seed, reads so far), so a restored cache decides as the saved one did, on
+every rank; entries are opaque and hold only what loads with ``weights_only=True``.
 """
 from typing import Any, Dict, List, Tuple
 

@@ -4,7 +4,7 @@ from typing import Optional
 import numpy as np
 from fairseq.data import FairseqDataset
 
-from .alternating_batches import SUP, UNSUP
+from ..batch_modes import SUP, UNSUP
 
 
 class TwoStreamDataset(FairseqDataset):
@@ -22,7 +22,8 @@ class TwoStreamDataset(FairseqDataset):
     def __len__(self):
         return len(self.streams[SUP]) + len(self.streams[UNSUP])
 
-    def _locate(self, index: int):
+    def locate(self, index: int):
+        """(stream, index within the stream) of a dataset index."""
         mode = SUP if index < self.offset[UNSUP] else UNSUP
         return mode, index - self.offset[mode]
 
@@ -30,7 +31,7 @@ class TwoStreamDataset(FairseqDataset):
         return np.asarray(local_indices, dtype=np.int64) + self.offset[mode]
 
     def __getitem__(self, index):
-        mode, i = self._locate(index)
+        mode, i = self.locate(index)
         item = self.streams[mode][i]
         item["_mode"] = mode
         item["id"] = index  # one id space over both streams (the slimIPL cache reloads batches by id)
@@ -49,11 +50,11 @@ class TwoStreamDataset(FairseqDataset):
         return batch
 
     def num_tokens(self, index):
-        mode, i = self._locate(index)
+        mode, i = self.locate(index)
         return self.streams[mode].num_tokens(i)
 
     def size(self, index):
-        mode, i = self._locate(index)
+        mode, i = self.locate(index)
         return self.streams[mode].size(i)
 
     @property

@@ -4,9 +4,16 @@ Greedy (best path) decoding lives in ``greedy_decode``; a beam or LM decoder plu
 another function with the same signature, chosen in ``CtcGenerator``.  ``sample_paths`` draws a
 path instead of taking the best one (sampled pseudo-labels).
 """
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
+
+
+def best_paths(lprobs: torch.Tensor, lengths: torch.Tensor) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+    """Per utterance of ``lprobs`` (B, T, V) with ``lengths`` (B,) valid frames: the best frame
+    path (each frame's argmax, blanks and repeats kept) and each frame's log-prob on it."""
+    best, labels = lprobs.max(dim=-1)
+    return [(labels[b, : lengths[b]], best[b, : lengths[b]]) for b in range(lprobs.size(0))]
 
 
 def greedy_decode(lprobs: torch.Tensor, lengths: torch.Tensor, blank: int) -> List[Dict[str, torch.Tensor]]:
@@ -15,10 +22,8 @@ def greedy_decode(lprobs: torch.Tensor, lengths: torch.Tensor, blank: int) -> Li
     Returns per utterance: ``tokens`` (repeats collapsed, blanks removed), ``score`` (log-prob
     of the best frame path) and ``positional_scores`` (log-prob of each token's first frame).
     """
-    best, labels = lprobs.max(dim=-1)
     hypos = []
-    for b in range(lprobs.size(0)):
-        frames, scores = labels[b, : lengths[b]], best[b, : lengths[b]]
+    for frames, scores in best_paths(lprobs, lengths):
         new_run = torch.ones_like(frames, dtype=torch.bool)
         new_run[1:] = frames[1:] != frames[:-1]
         keep = new_run & (frames != blank)

@@ -1,21 +1,9 @@
 """Pseudo-labels from the model being trained, and the signs that they are collapsing.
 
-``label_batch`` runs a CTC model (the student or its EMA) in eval mode -- no dropout, no
-SpecAugment -- over one batch and returns per utterance the greedy transcript (hard labels,
-slimIPL) and, if asked, the per-frame log-probabilities (soft labels).  ``LabelStats`` are the
-numbers that show collapse as it happens: the share of frames whose argmax is blank, the mean
-per-frame entropy, the pseudo-labels' token rate (tokens per second of audio) and, when the
-unlabeled audio's true transcripts are known (the synthetic corpus keeps them aside), the
-pseudo-labels' token error rate against them.
-
-``CollapseDetector`` fires when the token rate of recent pseudo-labels falls below a fraction
-of the labeled data's token rate (and reports recovery above 1.2 times that fraction): a model collapsed to blank (or to one token per frame)
-emits almost no tokens, while a healthy one emits about as many as people speak.  The rule
-needs no transcripts of the unlabeled audio and does not depend on the model's frame rate.  Its
-message names the kind of collapse: to confident blanks (the soft-labels paper's), or, when the
-frames' mean entropy is above half that of the uniform distribution over the ``vocab_size``
-outputs, to flat distributions (what an entropy bonus or a temperature above 1 compounds into
-when the model labels its own targets, docs/RESULTS.md).
+``label_batch`` labels one batch with a CTC model in eval mode (greedy transcripts, and the
+frame distributions for soft labels); ``LabelStats`` measure collapse as it happens (blank share,
+entropy, token rate, error rate against oracle transcripts); ``CollapseDetector`` fires when the
+token rate falls below a fraction of the labeled data's.  The rule: docs/design.md, "Collapse".
 """
 import math
 from collections import deque

@@ -1,17 +1,10 @@
 """Adam with one set of moments per loss over the same parameters (joint masked CPC + CTC).
 
-Talnikar et al. (2021) alternate unsupervised and supervised updates of one network with two
-Adam optimizers: separate first/second moments, learning rates (20:1) and gradient clipping
-(25 / 1) per loss; one shared Adam was clearly worse.  fairseq's ``composite`` optimizer
-cannot do this (it gives each parameter to one sub-optimizer), so this is one torch optimizer
-whose ``step(groups={mode})`` updates the moments of that mode only.  It goes through
-fairseq's optimizer machinery unchanged: the LR scheduler sets one scheduled LR and each mode
-scales it; the fp16/bf16 wrappers forward ``groups``; both moment sets are saved in
-``last_optimizer_state``.
-
-A parameter takes no part in a mode's step when its gradient is missing or entirely zero
-(the CTC head in a contrastive update; fairseq's fp16 master copies and legacy DDP zero-fill
-missing gradients): its moments, step count and weight are left exactly as they were.
+Talnikar et al. (2021) step each loss with its own Adam (moments, LR, clipping); fairseq's
+``composite`` optimizer gives each parameter to one sub-optimizer, so this is one torch optimizer
+whose ``step(groups={mode})`` updates that mode's moments only (it declares ``supports_groups``).
+A parameter without a gradient in a mode's loss is left exactly as it was (docs/design.md,
+"Two optimizer states").
 """
 import math
 from collections.abc import Collection
@@ -23,7 +16,8 @@ from fairseq.dataclass import FairseqDataclass
 from fairseq.optim import FairseqOptimizer, register_optimizer
 from omegaconf import II, OmegaConf
 
-MODES = ("unsup", "sup")
+from ..batch_modes import STREAMS as MODES
+from ..batch_modes import SUP, UNSUP
 
 
 def _use_foreach(device: torch.device) -> bool:
@@ -73,8 +67,8 @@ class FairseqDualAdam(FairseqOptimizer):
             "betas": tuple(betas),
             "eps": self.cfg.adam_eps,
             "weight_decay": self.cfg.weight_decay,
-            "lr_scale": {"unsup": self.cfg.unsup_lr_scale, "sup": self.cfg.sup_lr_scale},
-            "clip_norm": {"unsup": self.cfg.unsup_clip_norm, "sup": self.cfg.sup_clip_norm},
+            "lr_scale": {UNSUP: self.cfg.unsup_lr_scale, SUP: self.cfg.sup_lr_scale},
+            "clip_norm": {UNSUP: self.cfg.unsup_clip_norm, SUP: self.cfg.sup_clip_norm},
             "shared_state": self.cfg.shared_state,
         }
 

@@ -19,6 +19,8 @@ from typing import Optional, Tuple
 from fairseq.optim.lr_scheduler import FairseqLRScheduler, register_lr_scheduler
 from fairseq.optim.lr_scheduler.tri_stage_lr_scheduler import TriStageLRScheduleConfig
 
+from ..batch_modes import SUP, UNSUP
+
 
 @dataclass
 class DualScheduleConfig(TriStageLRScheduleConfig):
@@ -75,8 +77,8 @@ class DualSchedule(FairseqLRScheduler):
         """Each mode's factor for the update after ``num_updates`` done."""
         cfg, update = self.cfg, num_updates + 1
         return {
-            "unsup": warmup_hold_linear(update, self.unsup_steps, cfg.init_lr_scale, cfg.final_lr_scale),
-            "sup": warmup_hold_linear(update - cfg.sup_start_updates, self.sup_steps, cfg.init_lr_scale,
+            UNSUP: warmup_hold_linear(update, self.unsup_steps, cfg.init_lr_scale, cfg.final_lr_scale),
+            SUP: warmup_hold_linear(update - cfg.sup_start_updates, self.sup_steps, cfg.init_lr_scale,
                                       cfg.sup_final_lr_scale),
         }
 
@@ -84,4 +86,4 @@ class DualSchedule(FairseqLRScheduler):
         factors = self.factors(num_updates)
         self.optimizer.set_lr(self.peak)
         self.optimizer.optimizer.set_mode_lr_factors(factors)
-        return self.peak * factors["unsup"]
+        return self.peak * factors[UNSUP]

@@ -21,7 +21,7 @@ from fairseq.tasks import register_task
 from fairseq.tasks.audio_finetuning import AudioFinetuningConfig, AudioFinetuningTask
 from omegaconf import II
 
-from ..data.validate import validate_split
+from sslasr_data.validate import validate_split
 from ..decoding.ctc import CtcGenerator
 from ..decoding.lm import LmBeamDecoder, LmDecodingConfig
 from .nonfinite import NONFINITE_PATIENCE_HELP, NonFiniteGuard

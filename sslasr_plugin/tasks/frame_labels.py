@@ -6,14 +6,14 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-from fairseq.data import iterators
 from fairseq.tasks import register_task
 from fairseq.tasks.hubert_pretraining import HubertPretrainingConfig, HubertPretrainingTask
 from omegaconf import II
 
 from ..data.label_aware_batching import LabelSets, audio_share, label_aware_batches, pair_coverage
-from ..data.validate import check_audio_exists, check_frame_labels, check_labels, read_manifest
+from sslasr_data.validate import check_audio_exists, check_frame_labels, check_labels, read_manifest
 from ..models.wav2vec2 import load_encoder_weights
+from .batching import iterator_options, sampled_iterator
 from .nonfinite import NONFINITE_PATIENCE_HELP, NonFiniteGuard
 
 logger = logging.getLogger(__name__)
@@ -64,32 +64,21 @@ class FrameLabelsTask(NonFiniteGuard, HubertPretrainingTask):
             dataset._sslasr_label_sets = LabelSets([dataset.get_label(i, 0).numpy() for i in range(len(dataset))])
         return dataset._sslasr_label_sets
 
-    def get_batch_iterator(self, dataset, max_tokens=None, max_sentences=None, max_positions=None,
-                           ignore_invalid_inputs=False, required_batch_size_multiple=1, seed=1, num_shards=1,
-                           shard_id=0, num_workers=0, epoch=1, data_buffer_size=0, disable_iterator_cache=False,
-                           skip_remainder_batch=False, grouped_shuffling=False, update_epoch_batch_itr=False):
+    def get_batch_iterator(self, dataset, *args, **kwargs):
         if not self.cfg.label_aware_batching:
-            return super().get_batch_iterator(
-                dataset, max_tokens, max_sentences, max_positions, ignore_invalid_inputs,
-                required_batch_size_multiple, seed, num_shards, shard_id, num_workers, epoch, data_buffer_size,
-                disable_iterator_cache, skip_remainder_batch, grouped_shuffling, update_epoch_batch_itr,
-            )
+            return super().get_batch_iterator(dataset, *args, **kwargs)
+        opts = iterator_options(self, dataset, *args, **kwargs)
         utt_labels = self.utterance_labels(dataset)
         # Audio longer than max_sample_size is cropped by the dataset: batch by the cropped size.
         sizes = np.minimum(dataset.sizes, dataset.max_sample_size)
+        max_tokens = opts["max_tokens"] or np.iinfo(np.int64).max
 
         def batches(ds, ep):
-            out = label_aware_batches(utt_labels, sizes, max_tokens or np.iinfo(np.int64).max, seed, ep, max_sentences,
+            out = label_aware_batches(utt_labels, sizes, max_tokens, opts["seed"], ep, opts["max_sentences"],
                                       buckets=self.cfg.label_aware_buckets)
             logger.info(f"label-aware batching, epoch {ep}: {len(out)} batches, "
                         f"{pair_coverage(out, utt_labels):.3f} of batch labels held by >= 2 utterances, "
                         f"{audio_share(out, sizes):.3f} of the batched samples audio (the rest padding)")
             return out
 
-        # fairseq shards the batches over ranks (equal counts, padded with empty batches) and
-        # groups update_freq of them per update; the callable is re-run each epoch.
-        return iterators.EpochBatchIterator(
-            dataset=dataset, collate_fn=dataset.collater, batch_sampler=batches, seed=seed,
-            num_shards=num_shards, shard_id=shard_id, num_workers=num_workers, epoch=epoch,
-            buffer_size=data_buffer_size, skip_remainder_batch=skip_remainder_batch,
-        )
+        return sampled_iterator(dataset, batches, opts, skip_remainder_batch=opts["skip_remainder_batch"])

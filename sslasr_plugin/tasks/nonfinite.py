@@ -1,40 +1,21 @@
-"""Non-finite losses: the batch is left out of its update and reported; the run goes on.
+"""Non-finite losses cost their batch, not the run.
 
-fairseq stops an fp32 run at the first NaN/Inf gradient (``FloatingPointError``: it writes
-``crash.pt`` and re-runs the batch under its NanDetector), and skips fp16 overflows by lowering
-the loss scale.  One bad utterance (NaN samples in a float WAV, a batch where a loss diverges)
-should cost its batch, not a run of days.  The plugin's tasks check every micro-batch's loss,
-and the model's outputs for NaN, before the backward pass:
-
-- a non-finite loss (or one computed from NaN outputs) is replaced by an exact zero: on one
-  process a zero that touches no parameter (parameters without a gradient, such as a frozen
-  encoder, keep none, so the optimizer leaves them alone); with several ranks a zero over every
-  trainable parameter, so DDP's gradient all-reduce runs on every rank as usual.  The batch adds
-  nothing to the gradient; its non-finite statistics are logged as 0 (its counts stay, so
-  averages never divide by zero).  Every batch's log carries ``nonfinite`` (1 for such a batch,
-  else 0: the same keys on every rank, which fairseq's summed-statistics all-reduce needs);
-- a warning names the update, the loss value and the batch's audio files;
-- an update in which every batch was non-finite (on every rank) is skipped: no optimizer step,
-  so the weights and the optimizer's moments stay as they were (an AMP loss scaler is reset
-  for the next update).  It still counts as an update: ``num_updates``, the LR schedule, EMA,
-  the joint/slimIPL schedules and ``max_update`` advance as for a taken one, alike on every rank;
-- after ``task.nonfinite_patience`` such updates in a row the run stops through fairseq's
-  ``FloatingPointError`` path (``crash.pt`` + NanDetector) with a message saying what to do.
-
-Not supported: DDP with ``ddp_backend=c10d`` (or ``pytorch_ddp``) and
-``find_unused_parameters=true``, whose reducer refuses gradients for parameters the forward
-pass did not use; a bad batch there stops the run with a message (the plugin's configs use
-``legacy_ddp``).
+The plugin's tasks check every micro-batch's loss, and the outputs of the modules the criterion
+calls, before the backward pass: a bad batch's loss becomes an exact zero and is reported with
+its audio files; an update whose every batch was bad (on every rank) is skipped, and
+``task.nonfinite_patience`` such updates in a row stop the run through fairseq's
+``FloatingPointError`` path.  The reasoning and limits are in docs/design.md ("Non-finite losses").
 """
-import bisect
 import logging
 import math
 from typing import List, Optional
 
 import torch
-from fairseq.data import ConcatDataset
 from fairseq.distributed import utils as distributed_utils
 from fairseq.optim.amp_optimizer import AMPOptimizer
+
+from ..data.utterances import utterance_name
+from ..parallel import rank_and_world
 
 logger = logging.getLogger(__name__)
 
@@ -42,29 +23,6 @@ NONFINITE_PATIENCE_HELP = (
     "stop the run after this many consecutive updates in which every batch had a non-finite loss "
     "(batches with a non-finite loss are always left out of their update and reported; 0: never stop)"
 )
-
-
-def utterance_name(dataset, index: int) -> str:
-    """The audio file of a dataset index, through the wrappers the plugin's tasks use."""
-    from ..data.two_stream_dataset import TwoStreamDataset
-
-    while dataset is not None:
-        if isinstance(dataset, TwoStreamDataset):
-            mode, index = dataset._locate(index)
-            dataset = dataset.streams[mode]
-        elif isinstance(dataset, ConcatDataset):
-            part = bisect.bisect_right(dataset.cumulative_sizes, index)
-            index -= dataset.cumulative_sizes[part - 1] if part else 0
-            dataset = dataset.datasets[part]
-        elif getattr(dataset, "fnames", None) is not None:  # fairseq's FileAudioDataset
-            name = dataset.fnames[index]
-            name = name if isinstance(dataset.fnames, list) else name.as_py()
-            return dataset.text_compressor.decompress(name)
-        elif getattr(dataset, "audio_names", None) is not None:  # fairseq's HubertDataset
-            return dataset.audio_names[index]
-        else:
-            dataset = getattr(dataset, "dataset", None)  # AddTargetDataset and the like
-    return f"#{index}"
 
 
 def _finite_or_zero(value):
@@ -87,12 +45,6 @@ def _nan_flags(output) -> list:
     return []
 
 
-def _data_parallel_world_size() -> int:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return distributed_utils.get_data_parallel_world_size()
-    return 1
-
-
 def _find_unused_ddp(model) -> bool:
     """Whether ``model`` is (or wraps, as fairseq's ModuleProxyWrapper does) a torch DDP module
     that looks for unused parameters."""
@@ -110,7 +62,7 @@ def zero_loss(model, dtype: torch.dtype, device) -> torch.Tensor:
     0 * one element of each trainable parameter, so every parameter gets an all-zero gradient and
     DDP's all-reduce runs as on the other ranks (exactly 0 in fp16 too: a sum over a whole fp16
     tensor can overflow, and inf * 0 is NaN)."""
-    if _data_parallel_world_size() == 1:
+    if rank_and_world()[1] == 1:
         # not the leaf itself: fairseq scales dummy batches' losses in place (loss *= 0)
         return torch.zeros((), dtype=dtype, device=device, requires_grad=True).clone()
     if _find_unused_ddp(model):
@@ -151,10 +103,11 @@ class _Guarded:
 
 
 class NonFiniteGuard:
-    """Mixin of the plugin's tasks (before the fairseq task in the bases).  Its ``train_step``,
-    ``optimizer_step`` and ``reduce_metrics`` wrap the next class's; a task that overrides them
-    without calling ``super()`` uses ``guard``, ``skip_nonfinite_update`` and ``log_nonfinite``.
-    The config needs ``nonfinite_patience`` (and ``train_subset`` to name files in warnings)."""
+    """Mixin of the plugin's tasks (before the fairseq task in the bases), applied once: its
+    ``train_step``, ``optimizer_step`` and ``reduce_metrics`` wrap the next class's.  Hooks:
+    ``nonfinite_watched`` (the modules the criterion calls), ``utterance_names`` (for warnings) and
+    ``take_step`` (the optimizer step of an update that is not skipped).  The config needs
+    ``nonfinite_patience`` (and ``train_subset`` to name files in warnings)."""
 
     _nf_update: Optional[int] = None
     _nf_counts = (0, 0)  # (non-finite, all) real batches of the update being accumulated
@@ -162,23 +115,32 @@ class NonFiniteGuard:
     _nf_warned = 0
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False, **kwargs):
-        return super().train_step(sample, model, self.guard(criterion, update_num, ignore_grad), optimizer,
-                                  update_num, ignore_grad, **kwargs)
+        guarded = _Guarded(self, criterion, update_num, dummy=ignore_grad)
+        return super().train_step(sample, model, guarded, optimizer, update_num, ignore_grad, **kwargs)
 
     def optimizer_step(self, optimizer, model, update_num):
-        if not self.skip_nonfinite_update(model, update_num, optimizer):
-            super().optimizer_step(optimizer, model, update_num)
+        if not self._skip_nonfinite_update(model, update_num, optimizer):
+            self.take_step(optimizer, model, update_num)
+
+    def take_step(self, optimizer, model, update_num):
+        """The optimizer step of an update with at least one finite batch."""
+        super().optimizer_step(optimizer, model, update_num)
 
     def reduce_metrics(self, logging_outputs, criterion):
         super().reduce_metrics(logging_outputs, criterion)
         self.log_nonfinite(logging_outputs)
 
-    def guard(self, criterion, update_num: int, ignore_grad: bool) -> _Guarded:
-        return _Guarded(self, criterion, update_num, dummy=ignore_grad)
-
     def nonfinite_watched(self, model, sample) -> list:
         """The modules whose outputs are checked for NaN: those the criterion calls."""
         return [model]
+
+    def utterance_names(self, ids: List[int]) -> List[str]:
+        """The audio files of the training split's ``ids``."""
+        try:
+            dataset = self.datasets.get(self.cfg.train_subset)
+        except Exception:  # a config without dataset.train_subset (built outside fairseq's CLI)
+            dataset = None
+        return [utterance_name(dataset, i) if dataset is not None else f"#{i}" for i in ids]
 
     def _nonfinite_seen(self, update_num: int, bad: bool, dummy: bool) -> None:
         if self._nf_update != update_num:
@@ -188,20 +150,13 @@ class NonFiniteGuard:
         n_bad, n_all = self._nf_counts
         self._nf_counts = (n_bad + 1, n_all) if bad else (n_bad, n_all + 1)
 
-    def _train_split_dataset(self):
-        try:
-            return self.datasets.get(self.cfg.train_subset)
-        except Exception:  # a config without dataset.train_subset (built outside fairseq's CLI)
-            return None
-
     def _report_nonfinite(self, loss, sample, update_num: int) -> None:
         self._nf_warned += 1
         if self._nf_warned > 100 and self._nf_warned % 100:
             return  # a diverged run warns once per 100 batches after the first 100
         ids = sample.get("id")
         ids = ids.tolist() if torch.is_tensor(ids) else list(ids or [])
-        dataset = self._train_split_dataset()
-        names = [utterance_name(dataset, i) for i in ids[:8]] if dataset is not None else [f"#{i}" for i in ids[:8]]
+        names = self.utterance_names(ids[:8])
         more = f" and {len(ids) - 8} more" if len(ids) > 8 else ""
         value = loss.detach().float().sum().item()
         what = (f"non-finite loss ({value})" if not math.isfinite(value)
@@ -213,12 +168,12 @@ class NonFiniteGuard:
             "recurs for any batch, the run is diverging: lower the learning rate or raise warm-up"
         )
 
-    def skip_nonfinite_update(self, model, update_num: int, optimizer=None) -> bool:
-        """True when every batch of this update, on every rank, had a non-finite loss.  Pass the
-        optimizer: an AMP loss scaler that unscaled this update's gradients is reset, or its next
-        update fails ("unscale_() has already been called")."""
+    def _skip_nonfinite_update(self, model, update_num: int, optimizer) -> bool:
+        """True when every batch of this update, on every rank, had a non-finite loss.  An AMP loss
+        scaler that unscaled this update's gradients is reset, or its next update fails
+        ("unscale_() has already been called")."""
         n_bad, n_all = self._nf_counts if self._nf_update == update_num else (0, 0)
-        if _data_parallel_world_size() > 1:
+        if rank_and_world()[1] > 1:
             device = next(model.parameters()).device
             counts = torch.tensor([n_bad, n_all], dtype=torch.long, device=device)
             counts = distributed_utils.all_reduce(counts, group=distributed_utils.get_data_parallel_group())

@@ -1,27 +1,11 @@
 """Continuous pseudo-labeling: slimIPL (Likhomanenko et al. 2021) with hard labels, and soft labels
 (Likhomanenko et al. 2022), for CTC models.
 
-The model labels the unlabeled audio as it trains, with no language model.  Schedule (a
-function of the update number, as in ``sslasr_joint``): ``warmup_updates`` supervised updates,
-then cycles of ``sup_updates`` CTC updates on ``labeled`` and ``unsup_updates`` updates on
-pseudo-labeled audio.  When unlabeled updates start, dropout and layerdrop above
-``pl_dropout`` / ``pl_layerdrop`` are lowered to them (slimIPL: 0.5 -> 0.1).
-
-Each unlabeled update goes through the dynamic cache (``data.pl_cache``): while the cache
-fills, the incoming unlabeled batch is labeled by the model in eval mode (greedy CTC: no
-dropout, no SpecAugment) and trained on; once full, the update trains on a cached batch
-(reloaded from disk by its ids, with SpecAugment) and, with probability
-``cache_replace_prob``, labels the incoming batch into that slot first.  Labeling is one
-forward pass without gradient, no more.  With ``ema.store_ema=true`` the EMA model labels
-(slimIPL's EMA variant).  ``pseudo_labels=soft`` caches the per-frame distributions instead
-(criterion ``sslasr_pl_ctc`` holds the soft loss and its regularisers).
-
-Every labeled batch's statistics are logged (``pl_blank_ratio``, ``pl_entropy``,
-``pl_token_rate``, ``pl_rate_ratio``, and ``pl_cer`` against ``oracle_labels`` transcripts
-when given) and watched by a collapse detector (``decoding.online_labels``), which warns in
-the log, or stops the run with ``stop_on_collapse``.  The cache is saved in every checkpoint
-(fairseq's task checkpoint hooks, beside the training iterator's position), so a resumed run
-continues with the same cache, sampler position and decisions.
+The model labels unlabeled audio as it trains (greedy CTC or frame distributions, no language
+model), through slimIPL's dynamic cache (``data.pl_cache``); the EMA model labels with
+``ema.store_ema=true``.  Labeling statistics are logged and watched by a collapse detector
+(``decoding.online_labels``).  The cache is saved in checkpoints, so a resumed run makes the same
+decisions.  The cache's workings are in docs/design.md ("slimIPL's cache").
 
     fairseq-hydra-train --config-dir examples/slimipl --config-name slimipl \\
         common.user_dir=sslasr_plugin task.data=$PWD/data/demo checkpoint.save_dir=$PWD/exp/slimipl
@@ -39,25 +23,19 @@ from fairseq.data.audio.raw_audio_dataset import FileAudioDataset
 from fairseq.dataclass import ChoiceEnum
 from fairseq.distributed import utils as distributed_utils
 from fairseq.modules import FairseqDropout
-from fairseq.tasks import FairseqTask, register_task
+from fairseq.tasks import register_task
 from omegaconf import II
 from torch.nn.utils.rnn import pad_sequence
 
-from ..criterions.pl_ctc import PL
-from ..data.alternating_batches import SUP, UNSUP, Schedule
+from ..batch_modes import PL, SUP, UNSUP, batch_mode
+from ..data.alternating_batches import Schedule
 from ..data.pl_cache import PseudoLabelCache
-from ..data.validate import validate_split
+from sslasr_data.validate import validate_split
 from ..decoding.online_labels import CollapseDetector, LabelStats, label_batch
-from .joint import JointTask, TwoStreamConfig
+from ..parallel import rank_and_world
+from .two_stream import TwoStreamConfig, TwoStreamTask
 
 logger = logging.getLogger(__name__)
-
-
-def _rank_and_world():
-    """This process's data-parallel rank and the number of data-parallel ranks (0, 1 when not distributed)."""
-    if not torch.distributed.is_available() or not torch.distributed.is_initialized():
-        return 0, 1
-    return distributed_utils.get_data_parallel_rank(), distributed_utils.get_data_parallel_world_size()
 
 PSEUDO_LABELS = ChoiceEnum(["hard", "soft"])
 _STAT = "pl_stat_"
@@ -103,7 +81,7 @@ class SlimIplConfig(TwoStreamConfig):
 
 
 @register_task("sslasr_slimipl", dataclass=SlimIplConfig)
-class SlimIplTask(JointTask):
+class SlimIplTask(TwoStreamTask):
     cfg: SlimIplConfig
 
     def __init__(self, cfg: SlimIplConfig):
@@ -172,23 +150,18 @@ class SlimIplTask(JointTask):
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False, ema_model=None,
                    **kwargs):
-        self.track_mode(sample, update_num, ignore_grad)
         if update_num >= self.cfg.warmup_updates and self.cfg.unsup_updates > 0:
             self._lower_dropout(model)
         stats = {}
-        if sample.get("mode") == UNSUP:
+        if batch_mode(sample) == UNSUP:
             sample, stats = self._pseudo_labeled(sample, ema_model if ema_model is not None else model, update_num)
-        guarded = self.guard(criterion, update_num, ignore_grad)
-        loss, sample_size, log = FairseqTask.train_step(self, sample, model, guarded, optimizer, update_num, ignore_grad)
+        loss, sample_size, log = super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad,
+                                                    **kwargs)
         log.update(stats)
         return loss, sample_size, log
 
     def valid_step(self, sample, model, criterion, ema_model=None, **kwargs):
         return super().valid_step(sample, model, criterion)  # validates the model, not its EMA
-
-    def optimizer_step(self, optimizer, model, update_num):
-        if not self.skip_nonfinite_update(model, update_num, optimizer):
-            FairseqTask.optimizer_step(self, optimizer, model, update_num)
 
     def _lower_dropout(self, model) -> None:
         if self._dropout_lowered:
@@ -211,7 +184,7 @@ class SlimIplTask(JointTask):
     def _pseudo_labeled(self, sample, teacher, update_num: int):
         """The batch this unlabeled update trains on, with its pseudo-labels; and the labeling
         statistics of the incoming batch if it was labeled."""
-        rank, _ = _rank_and_world()
+        rank, _ = rank_and_world()
         slot, relabel = self.cache.plan()
         fresh, log = None, {}
         if relabel:
@@ -249,7 +222,7 @@ class SlimIplTask(JointTask):
     @staticmethod
     def _gather(part: Dict[str, Any]) -> List[Dict[str, Any]]:
         """Every rank's labeled part of this update (ranks hold the same cache)."""
-        _, world = _rank_and_world()
+        _, world = rank_and_world()
         if world == 1:
             return [part]
         parts = [None] * world
@@ -285,14 +258,14 @@ class SlimIplTask(JointTask):
     def get_checkpoint_dict(self) -> Dict[str, Any]:
         """fairseq's hook for task state in checkpoints (saved in ``extra_state`` beside the
         training iterator's position, restored with it on resume)."""
-        cache = dict(self.cache.state_dict(), world_size=_rank_and_world()[1], unlabeled_utterances=self._unsup_count)
+        cache = dict(self.cache.state_dict(), world_size=rank_and_world()[1], unlabeled_utterances=self._unsup_count)
         return {self.__class__.__name__: {"slimipl_cache": cache}}
 
     def set_checkpoint_dict(self, state: Dict[str, Any]) -> None:
         cache = state.get("slimipl_cache")
         if cache is None:
             return
-        _, world = _rank_and_world()
+        _, world = rank_and_world()
         if cache["world_size"] != world:
             logger.warning(f"the checkpoint's pseudo-label cache was built by {cache['world_size']} ranks, this run "
                            f"has {world}: the cache starts empty")

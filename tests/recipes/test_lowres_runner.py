@@ -40,10 +40,14 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     for name in runs:
         assert (exp / name / "DONE").exists(), out
         assert (exp / name / "decode_test_ood" / "generate-test_ood.txt").stat().st_size > 0
-    # The PL arm trained on pseudo-labels of its unlabeled split; the control on labeled data only.
+    # The PL arms label their unlabeled split (1 labeled : 4 pseudo-labeled updates); the control,
+    # from the same checkpoint with the same schedule, makes labeled updates only.
     arm_log = (exp / "labeled_10min/slimipl_hard_ood_s1/hydra/hydra_train.log").read_text()
-    assert "unlabeled_ood" in arm_log and "pl_cer" in arm_log
-    assert "pl_cer" not in (exp / "labeled_10min/control_s1/hydra/hydra_train.log").read_text()
+    assert "'unlabeled_subsets': 'unlabeled_ood'" in arm_log and "'unsup_updates': 4" in arm_log
+    control_log = (exp / "labeled_10min/control_s1/hydra/hydra_train.log").read_text()
+    assert "'unsup_updates': 0" in control_log
+    for log in (arm_log, control_log):
+        assert "baseline_d0.1_m0.2_s1/checkpoint_best.pt" in log and "'max_update': 4" in log
 
     # The page and its files: one row per run, the arm's ΔCER against its control.
     page = (tmp_path / "page" / "lowres.md").read_text()

@@ -87,7 +87,7 @@ def test_hubert_iteration_1_then_2_then_finetune_and_decode(tiny_corpus, mfcc_la
     samples = torch.tensor([int(r.split("\t")[1]) for r in (tiny_corpus / "valid.tsv").read_text().splitlines()[1:]])
     assert _label_counts(km2 / "valid.km") == model.num_frames(samples).tolist()
     # Layer-3 features as fairseq's HubertModel computes them, unpadded, match the dump.
-    wav = hl._read_wave(hl.read_manifest(tiny_corpus / "valid.tsv")[0][0], tiny_corpus / "valid.tsv", 2)
+    wav = hl._read_wave(hl.audio_files(tiny_corpus / "valid.tsv")[0][0], tiny_corpus / "valid.tsv", 2)
     with torch.no_grad():
         ref, _ = model.eval().extract_features(torch.from_numpy(wav)[None], mask=False, output_layer=3)
     feats, lengths = hl.load_dump(km2 / "feats", "valid", 256)

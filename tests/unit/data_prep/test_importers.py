@@ -16,7 +16,7 @@ from data_prep.importers.librispeech import import_librispeech, main as librispe
 from data_prep.importers.table import import_table
 from data_prep.importers.unlabeled import import_unlabeled
 from tests.importer_trees import tiny_utterances, write_librispeech
-from sslasr_plugin.data.validate import read_manifest
+from sslasr_data.validate import read_manifest
 
 
 def imported(out: Path, split: str):

@@ -154,7 +154,7 @@ def test_half_precision_weights_get_zero_not_nan_gradients(monkeypatch):
     """With several ranks the stand-in touches every parameter; it is exactly 0 in fp16 too (a
     sum of the whole weight, 2 x 40000, overflows fp16 to inf, and inf * 0 is NaN), and the
     gradients are zeros."""
-    monkeypatch.setattr(nonfinite, "_data_parallel_world_size", lambda: 2)
+    monkeypatch.setattr(nonfinite, "rank_and_world", lambda: (0, 2))
     model, task = _Model(2, 1).half(), _Task()
     with torch.no_grad():
         model.weight.fill_(40000.0)
@@ -165,7 +165,7 @@ def test_half_precision_weights_get_zero_not_nan_gradients(monkeypatch):
 
 
 def test_ddp_with_find_unused_parameters_stops_with_advice(monkeypatch):
-    monkeypatch.setattr(nonfinite, "_data_parallel_world_size", lambda: 2)
+    monkeypatch.setattr(nonfinite, "rank_and_world", lambda: (0, 2))
     ddp = SimpleNamespace(module=torch.nn.parallel.DistributedDataParallel.__new__(torch.nn.parallel.DistributedDataParallel))
     ddp.module.find_unused_parameters = True
     with pytest.raises(FloatingPointError, match="find_unused_parameters=true .* distributed_training\\.ddp_backend=legacy_ddp"):

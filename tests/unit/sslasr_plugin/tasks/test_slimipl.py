@@ -330,7 +330,8 @@ def test_soft_labels_misaligned_with_audio_are_refused():
 def _gather_worker(rank, world, port, results):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
-    from sslasr_plugin.tasks.slimipl import SlimIplTask, _rank_and_world
+    from sslasr_plugin.parallel import rank_and_world
+    from sslasr_plugin.tasks.slimipl import SlimIplTask
 
     cache = PseudoLabelCache(size=3, replace_prob=0.5, seed=7)
     trained_on = []
@@ -347,7 +348,7 @@ def _gather_worker(rank, world, port, results):
             if fresh is not None:
                 cache.put(slot, fresh)
         trained_on.append(int(entry[rank]["ids"]))
-    results[rank] = (_rank_and_world(), [[int(p["ids"]) for p in e] for e in cache.entries], trained_on)
+    results[rank] = (rank_and_world(), [[int(p["ids"]) for p in e] for e in cache.entries], trained_on)
     torch.distributed.destroy_process_group()
 
 

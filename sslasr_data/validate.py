@@ -4,6 +4,7 @@ Every problem is reported with the file, the line and what to do, e.g.
 "valid.ltr has 812 lines but valid.tsv lists 813 files".
 """
 import os
+from pathlib import Path
 from typing import List, Optional, Tuple
 
 
@@ -28,6 +29,12 @@ def read_manifest(tsv_path: str) -> Tuple[str, List[Tuple[int, str, int]]]:
                             f"found {line!r}")
         rows.append((lineno, parts[0], int(parts[1])))
     return root, rows
+
+
+def audio_files(tsv_path) -> List[Tuple[Path, int]]:
+    """(audio file, samples) of each manifest row, the root directory joined in."""
+    root, rows = read_manifest(str(tsv_path))
+    return [(Path(root) / rel, samples) for _, rel, samples in rows]
 
 
 def check_audio_exists(tsv_path: str, root: str, rows: List[Tuple[int, str, int]], max_report: int = 5) -> None:

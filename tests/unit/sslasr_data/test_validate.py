@@ -1,7 +1,7 @@
 """sslasr_plugin.data.validate: every data problem named with its file, line and fix."""
 import pytest
 
-from sslasr_plugin.data.validate import DataError, check_frame_labels, validate_split
+from sslasr_data.validate import DataError, check_frame_labels, validate_split
 
 
 def _dictionary(corpus):

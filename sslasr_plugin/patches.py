@@ -1,0 +1,62 @@
+"""Every change the plugin makes to fairseq's and torch's behaviour, applied by ``apply()``.
+
+``sslasr_plugin/__init__.py`` calls ``apply()``, so importing the plugin (what
+``common.user_dir`` does) makes fairseq's checkpoint loader safe, its checkpoint copies atomic
+and a training log free of known-harmless warnings; nothing else in the plugin patches.  Tools
+that need only manifests and data checks import ``sslasr_data``, which patches nothing.
+"""
+import logging
+import re
+import warnings
+
+import torch
+from fairseq import checkpoint_utils
+
+from .checkpoint import SAFE_GLOBALS, AtomicCopyPathManager, guarded_loader
+
+
+# (category, start of the message, why it is harmless): filtered by message, so that other
+# warnings of the same category still show.
+KNOWN_HARMLESS_WARNINGS = (
+    (FutureWarning, "`torch.nn.utils.weight_norm` is deprecated",
+     "fairseq's wav2vec 2.0 positional convolution calls it; torch still supports it"),
+    (FutureWarning, "`torch.cuda.amp.autocast(args...)` is deprecated",
+     "fairseq's train_step calls it (disabled unless --amp); torch still supports it"),
+    (UserWarning, "'pin_memory' argument is set as true but no accelerator is found",
+     "fairseq always asks its data loader to pin memory; on a CPU there is nothing to pin"),
+)
+# fairseq's FileAudioDataset logs this at DEBUG level for every manifest when pyarrow is missing.
+PYARROW_DEBUG_LINE = "Could not create a pyarrow array"
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, start: str):
+        super().__init__()
+        self.start = start
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.start)
+
+
+def quiet_known_warnings() -> None:
+    for category, start, _ in KNOWN_HARMLESS_WARNINGS:
+        warnings.filterwarnings("ignore", message=re.escape(start), category=category)
+    audio_log = logging.getLogger("fairseq.data.audio.raw_audio_dataset")
+    if not any(isinstance(f, _DropMessage) for f in audio_log.filters):
+        audio_log.addFilter(_DropMessage(PYARROW_DEBUG_LINE))
+
+
+def apply() -> None:
+    """Install the patches (idempotent)."""
+    # torch >= 2.6 loads with weights_only=True, which refuses fairseq's fine-tuned checkpoints
+    # ("Unsupported global: fairseq.data.dictionary.Dictionary"): allow exactly the classes they hold.
+    torch.serialization.add_safe_globals(SAFE_GLOBALS)
+    # fairseq's load_checkpoint_to_cpu passes on torch's bare unpickling error: name the file and the
+    # offending global, or say the file is truncated and which checkpoints to resume from.
+    if not hasattr(checkpoint_utils.load_checkpoint_to_cpu, "__wrapped__"):
+        checkpoint_utils.load_checkpoint_to_cpu = guarded_loader(checkpoint_utils.load_checkpoint_to_cpu)
+    # fairseq's save_checkpoint copies checkpoint_N.pt to checkpoint_last.pt in place: a kill during the
+    # copy truncates the file a restarted job resumes from; copy to .tmp and rename instead.
+    checkpoint_utils.PathManager = AtomicCopyPathManager
+    # Known-harmless warnings of torch and fairseq, each named in KNOWN_HARMLESS_WARNINGS.
+    quiet_known_warnings()

@@ -1,0 +1,46 @@
+"""The plugin's patches to fairseq: applied on import of the plugin, once, and only then."""
+import subprocess
+import sys
+
+from tests.helpers import REPO
+
+PROBE = (
+    "import sys\n"
+    "from fairseq import checkpoint_utils\n"
+    "print('plugin' if 'sslasr_plugin' in sys.modules else 'no plugin', "
+    "type(checkpoint_utils.PathManager).__name__ if not isinstance(checkpoint_utils.PathManager, type) "
+    "else checkpoint_utils.PathManager.__name__, hasattr(checkpoint_utils.load_checkpoint_to_cpu, '__wrapped__'))\n"
+)
+
+
+def _run(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+
+
+def test_importing_the_plugin_applies_every_patch_once():
+    out = _run("import sslasr_plugin\nfrom sslasr_plugin import patches\npatches.apply()\n"
+               "from fairseq import checkpoint_utils\n"
+               "assert not hasattr(checkpoint_utils.load_checkpoint_to_cpu.__wrapped__, '__wrapped__')\n" + PROBE)
+    assert out.split() == ["plugin", "AtomicCopyPathManager", "True"]
+
+
+def test_data_tools_read_manifests_without_the_plugin_or_its_patches():
+    out = _run("import data_prep.check, sslasr_data.validate\n" + PROBE)
+    assert out.split() == ["no", "plugin", "PathManager", "False"]
+
+
+def test_known_harmless_warnings_are_quiet_and_others_still_show():
+    code = (
+        "import logging, warnings\nimport sslasr_plugin\n"
+        "from sslasr_plugin.patches import KNOWN_HARMLESS_WARNINGS, PYARROW_DEBUG_LINE\n"
+        "for category, start, _ in KNOWN_HARMLESS_WARNINGS:\n"
+        "    warnings.warn(start + ' (and the rest of the message)', category)\n"
+        "warnings.warn('`torch.something_else` is deprecated', FutureWarning)\n"
+        "logging.basicConfig(level=logging.DEBUG)\n"
+        "log = logging.getLogger('fairseq.data.audio.raw_audio_dataset')\n"
+        "log.debug(PYARROW_DEBUG_LINE + '. Please install pyarrow for better performance')\n"
+        "log.debug('another debug line')\n"
+    )
+    err = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stderr
+    assert "torch.something_else" in err and "another debug line" in err
+    assert "weight_norm" not in err and "autocast" not in err and "pin_memory" not in err and "pyarrow" not in err
