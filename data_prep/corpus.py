@@ -139,9 +139,10 @@ def plan_corpus(sentences: Sequence[str], sizes: Dict[str, int], seed: int) -> L
     train_splits = sorted((s for s in sizes if s not in EVAL_SPLITS), key=lambda s: s.startswith("unlabeled"))
     unique = sum(sizes[s] for s in train_splits if not s.startswith("unlabeled"))
     if unique > len(train_pool) or not train_pool:
+        labeled = [s for s in train_splits if not s.startswith("unlabeled")]
         raise CorpusError(
-            f"the splits need {sum(sizes.values())} sentences but only {len(train_pool)} are usable for "
-            "training; choose smaller split sizes or install more fortune packages"
+            f"the labeled splits ({', '.join(labeled)}) need {unique} sentences of their own but only "
+            f"{len(train_pool)} are usable for training; choose smaller split sizes or install more fortune packages"
         )
     plan, speakers, cursor = [], {}, 0
     for split in [s for s in EVAL_SPLITS if s in sizes] + train_splits:

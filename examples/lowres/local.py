@@ -59,8 +59,8 @@ def read_log(path: Path) -> Dict[str, List[Dict[str, float]]]:
     for line in path.read_text(errors="replace").splitlines():
         if "valid on 'valid' subset" in line:
             records["valid"].append(_fields(line))
-        elif "[train_inner]" in line:
-            records["train"].append(_fields(line.split("[train_inner]", 1)[1]))
+        elif "[train_inner]" in line or "[train][INFO]" in line:  # interval lines and epoch summaries
+            records["train"].append(_fields(line.split("][INFO]", 1)[1]))
     return records
 
 
@@ -68,8 +68,9 @@ def best_point(exp: Path, seed: int, points: List[str]) -> str:
     scores = {}
     for point in points:
         valid = read_log(exp / f"baseline_{point}_s{seed}" / "hydra" / "hydra_train.log")["valid"]
-        if valid and (exp / f"baseline_{point}_s{seed}" / "DONE").exists():
-            scores[point] = min(r["uer"] for r in valid if "uer" in r)
+        uers = [r["uer"] for r in valid if "uer" in r]
+        if uers and (exp / f"baseline_{point}_s{seed}" / "DONE").exists():
+            scores[point] = min(uers)
     if not scores:
         raise SystemExit(f"error: no finished sweep run under {exp} (stage 2 first)")
     return min(scores, key=scores.get)
@@ -106,8 +107,8 @@ def collect(exp: Path, store: Path) -> None:
         facts = {
             "updates": int(max((r.get("num_updates", 0) for r in train + log["valid"]), default=0)),
             "best_valid_cer": min((r["uer"] for r in log["valid"] if "uer" in r), default=None),
-            "wall_seconds": sum(int(x) for x in (run / "wall_seconds").read_text().split())
-            if (run / "wall_seconds").exists() else None,
+            # fairseq's wall clock is checkpointed, so it spans every attempt of a resumed run.
+            "wall_seconds": max((r["wall"] for r in train if "wall" in r), default=None),
             "pl_cer_last": pl[-1] if pl else None,
             "pl_cer_mean": sum(pl) / len(pl) if pl else None,
         }
@@ -167,8 +168,11 @@ def render(store: Path, page: Path, command: str) -> None:
 
 
 def _plot_curves(store: Path, runs: Dict[str, Path], out: Path) -> None:
+    import logging
+
     import matplotlib
 
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's logging setup lets its debug lines through
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -62,12 +62,11 @@ decode_run() {  # OUT: greedy CTC decodes of the best checkpoint, per utterance,
 # run STAGE OUT CONFIG_DIR CONFIG_NAME OVERRIDES...: train (resuming from OUT/checkpoint_last.pt)
 # and decode, unless OUT is DONE.  Every run validates, checkpoints and selects the same way.
 run() {
-    local st=$1 out=$2 dir=$3 name=$4 start
+    local st=$1 out=$2 dir=$3 name=$4
     shift 4
     if [ -f "$out/DONE" ]; then log "$st" "${out#"$exp"/}: done, skipped"; return; fi
     log "$st" "${out#"$exp"/}: training"
     mkdir -p "$out"
-    start=$(date +%s)
     fairseq-hydra-train --config-dir "$dir" --config-name "$name" common.user_dir=sslasr_plugin \
         "task.data=$(hq "$data")" "checkpoint.save_dir=$(hq "$out")" "hydra.run.dir=$(hq "$out/hydra")" \
         "common.tensorboard_logdir=$(hq "$out/tensorboard")" common.log_interval=50 \
@@ -75,23 +74,30 @@ run() {
         "checkpoint.save_interval_updates=$interval" checkpoint.keep_interval_updates=1 \
         checkpoint.best_checkpoint_metric=uer "$@" >> "$out/train.out" 2>&1 \
         || { log "$st" "${out#"$exp"/}: training failed, see $out/train.out"; exit 1; }
-    echo "$(( $(date +%s) - start ))" >> "$out/wall_seconds"
     decode_run "$out"
     touch "$out/DONE"
     log "$st" "${out#"$exp"/}: done"
+}
+
+baseline() {  # STAGE POINT SEED: supervised on the labeled subset until valid CER stops improving
+    point_args "$2"
+    run "$1" "$exp/$subset/baseline_$2_s$3" examples/ctc scratch_fbank "dataset.train_subset=$subset" \
+        "optimization.max_update=$base_updates" "checkpoint.patience=$patience" "common.seed=$3" "${sweep_args[@]}"
 }
 
 best_point() {  # the sweep point whose first-seed run reached the lowest valid CER
     python examples/lowres/local.py best --exp "$exp/$subset" --seed "$first_seed" $sweep
 }
 
-# pl_args INIT: slimIPL from a plateaued baseline; the arm and its control share every override.
+# pl_args INIT: continuing from a plateaued baseline; a PL arm and its control share these overrides.
 pl_args() {
     point_args "$(best_point)"
     pl=("checkpoint.finetune_from_model=$(hq "$1")" task.warmup_updates=0 "dataset.train_subset=$subset"
-        "optimization.max_update=$pl_updates" "optimization.lr=[0.0003]" task.cache_size=100
-        task.cache_replace_prob=0.3 task.sup_updates=1 task.unsup_updates=4 "${sweep_args[@]}")
+        "optimization.max_update=$pl_updates" "optimization.lr=[0.0003]" "${sweep_args[@]}")
 }
+# The PL arms' own settings: 1 labeled : 4 pseudo-labeled updates through a cache of 100 batches
+# relabeled with p = 0.3, so that most unlabeled utterances get labeled at least once.
+slimipl=(task.sup_updates=1 task.unsup_updates=4 task.cache_size=100 task.cache_replace_prob=0.3)
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
     log 0 "corpus $preset -> $data"
@@ -106,21 +112,15 @@ fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
     for point in $sweep; do
-        point_args "$point"
-        run 2 "$exp/$subset/baseline_${point}_s$first_seed" examples/ctc scratch_fbank \
-            "dataset.train_subset=$subset" "optimization.max_update=$base_updates" "checkpoint.patience=$patience" \
-            "common.seed=$first_seed" "${sweep_args[@]}"
+        baseline 2 "$point" "$first_seed"
     done
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     best=$(best_point)
     log 3 "best sweep point on valid: $best"
-    point_args "$best"
     for seed in $seeds; do
-        run 3 "$exp/$subset/baseline_${best}_s$seed" examples/ctc scratch_fbank \
-            "dataset.train_subset=$subset" "optimization.max_update=$base_updates" "checkpoint.patience=$patience" \
-            "common.seed=$seed" "${sweep_args[@]}"
+        baseline 3 "$best" "$seed"
     done
 fi
 
@@ -137,14 +137,15 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
     best=$(best_point)
     for seed in $seeds; do
         pl_args "$exp/$subset/baseline_${best}_s$seed/checkpoint_best.pt"
-        run 5 "$exp/$subset/slimipl_hard_s$seed" examples/slimipl slimipl "common.seed=$seed" "${pl[@]}"
+        run 5 "$exp/$subset/slimipl_hard_s$seed" examples/slimipl slimipl "common.seed=$seed" "${pl[@]}" \
+            "${slimipl[@]}"
     done
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
     pl_args "$exp/$subset/baseline_$(best_point)_s$first_seed/checkpoint_best.pt"
     run 6 "$exp/$subset/slimipl_hard_ood_s$first_seed" examples/slimipl slimipl "common.seed=$first_seed" \
-        "${pl[@]}" task.unlabeled_subsets=unlabeled_ood
+        "${pl[@]}" "${slimipl[@]}" task.unlabeled_subsets=unlabeled_ood
 fi
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then

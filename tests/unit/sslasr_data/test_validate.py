@@ -1,4 +1,4 @@
-"""sslasr_plugin.data.validate: every data problem named with its file, line and fix."""
+"""sslasr_data.validate: every data problem named with its file, line and fix."""
 import pytest
 
 from sslasr_data.validate import DataError, check_frame_labels, validate_split
