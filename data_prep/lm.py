@@ -29,8 +29,6 @@ from typing import Dict, List, Optional, Sequence
 from .corpus import EVAL_SPLITS, FORTUNE_DIR, PRESETS, eval_pool_sentences, load_sentences, plan_corpus
 from .text import letters
 
-OUTPUTS = ("word.arpa", "word.bin", "letter.arpa", "letter.bin", "lexicon.txt", "word.txt", "letter.txt",
-           "lm.json")
 # The corpus reads sentences of 4-14 words; these bounds take in the rest of the fortunes.
 EXTRA_MIN_WORDS, EXTRA_MAX_WORDS = 1, 40
 
@@ -115,9 +113,9 @@ def build_lms(out: str, word_order: int = 4, letter_order: int = 6, include_unla
     """Build both LMs and the lexicon in ``out``; ``sentences`` replaces the corpus-derived text
     (tests build a tiny LM that way)."""
     out_dir = Path(out)
-    existing = [name for name in OUTPUTS if (out_dir / name).exists()]
-    if existing and not overwrite:
-        raise LmError(f"{out_dir / existing[0]} exists; pass --overwrite to build the LMs again")
+    if (out_dir / "lm.json").exists() and not overwrite:
+        raise LmError(f"{out_dir / 'lm.json'} exists; pass --overwrite to build the LMs again")
+    # Without lm.json (written last) the other outputs are an interrupted build's: rebuilt.
     summary = {"source": "given sentences"}
     if sentences is None:
         sentences, summary = lm_text(include_unlabeled, extra_fortunes, fortune_dir)

@@ -47,5 +47,9 @@ def test_build_lms_writes_both_lms_and_the_lexicon(tmp_path):
                                                              "HAT\tH A T |", "THE\tT H E |"]
     assert (out / "word.bin").stat().st_size > 0 and (out / "letter.bin").stat().st_size > 0
     assert json.loads((out / "lm.json").read_text())["sentences"] == 2
-    with pytest.raises(LmError, match="word.arpa exists; pass --overwrite"):
+    with pytest.raises(LmError, match="lm.json exists; pass --overwrite"):
         build_lms(str(out), sentences=["A CAT"])
+    # A build interrupted before lm.json (written last) is rebuilt, not refused.
+    (out / "lm.json").unlink()
+    build_lms(str(out), word_order=2, letter_order=3, sentences=["A DOG"])
+    assert json.loads((out / "lm.json").read_text())["sentences"] == 1 and "DOG" in ngrams(out / "word.arpa")
