@@ -89,6 +89,14 @@ class LmBeamDecoder:
             raise LmDecodingError(f"{kenlm_model} cannot be loaded as a KenLM model (ARPA or binary): {err}; "
                                   "rebuild it with 'python -m data_prep.lm --out DIR --overwrite'") from err
 
+    @classmethod
+    def from_config(cls, cfg: LmDecodingConfig, dictionary, blank: int, beam: int, lm_weight: float):
+        """The decoder a task's LM options describe (``beam`` and ``lm_weight`` come from elsewhere:
+        fairseq-generate's own options, or slimIPL's labeling options)."""
+        return cls(dictionary.symbols, blank, cfg.kenlm_model, cfg.lexicon, beam=beam, lm_weight=lm_weight,
+                   word_score=cfg.word_score, beam_threshold=cfg.beam_threshold,
+                   beam_size_token=cfg.beam_size_token, unk_weight=cfg.unk_weight, sil_weight=cfg.sil_weight)
+
     def __call__(self, lprobs: torch.Tensor, lengths: torch.Tensor, blank: int) -> List[Dict[str, torch.Tensor]]:
         assert blank == self.blank, f"decoder built for blank {self.blank}, called with {blank}"
         lprobs = lprobs.float().contiguous()

@@ -1,7 +1,7 @@
 """Pseudo-labels from the model being trained, and the signs that they are collapsing.
 
-``label_batch`` labels one batch with a CTC model in eval mode (greedy transcripts, and the
-frame distributions for soft labels); ``LabelStats`` measure collapse as it happens (blank share,
+``label_batch`` labels one batch with a CTC model in eval mode (greedy or LM beam-search
+transcripts, and the frame distributions for soft labels); ``LabelStats`` measure collapse as it happens (blank share,
 entropy, token rate, error rate against oracle transcripts); ``CollapseDetector`` fires when the
 token rate falls below a fraction of the labeled data's.  The rule: docs/design.md, "Collapse".
 """
@@ -64,9 +64,10 @@ def label_stats(lprobs: torch.Tensor, lengths: torch.Tensor, tokens: Sequence[to
 
 @torch.no_grad()
 def label_batch(teacher, net_input, blank: int, drop: Sequence[int] = (), soft: bool = False,
-                sample_rate: int = 16000, oracle=None) -> OnlineLabels:
-    """Greedy CTC pseudo-labels of one batch by ``teacher`` in eval mode (its mode is restored).
-    ``drop``: token ids removed from the transcripts besides blank (fairseq's pad and eos)."""
+                sample_rate: int = 16000, oracle=None, decoder=greedy_decode) -> OnlineLabels:
+    """CTC pseudo-labels of one batch by ``teacher`` in eval mode (its mode is restored), greedy or
+    by ``decoder`` (e.g. decoding.lm.LmBeamDecoder).  ``drop``: token ids removed from the
+    transcripts besides blank (fairseq's pad and eos)."""
     was_training = teacher.training
     teacher.eval()
     try:
@@ -74,7 +75,7 @@ def label_batch(teacher, net_input, blank: int, drop: Sequence[int] = (), soft: 
     finally:
         teacher.train(was_training)
     tokens = []
-    for hyp in greedy_decode(lprobs, lengths, blank):
+    for hyp in decoder(lprobs.cpu(), lengths.cpu(), blank):
         t = hyp["tokens"]
         for d in drop:
             t = t[t != d]

@@ -62,8 +62,5 @@ class AudioCtcTask(NonFiniteGuard, AudioFinetuningTask):
             return CtcGenerator(models, self.target_dictionary, blank=blank)
         if args.lm_weight == 0:
             logger.warning("--lm-weight is 0: the LM is not consulted (a lexicon still constrains the words)")
-        decoder = LmBeamDecoder(
-            self.target_dictionary.symbols, blank, self.cfg.kenlm_model, self.cfg.lexicon, beam=args.beam,
-            lm_weight=args.lm_weight, word_score=self.cfg.word_score, beam_threshold=self.cfg.beam_threshold,
-            beam_size_token=self.cfg.beam_size_token, unk_weight=self.cfg.unk_weight, sil_weight=self.cfg.sil_weight)
+        decoder = LmBeamDecoder.from_config(self.cfg, self.target_dictionary, blank, args.beam, args.lm_weight)
         return CtcGenerator(models, self.target_dictionary, blank=blank, decoder=decoder)

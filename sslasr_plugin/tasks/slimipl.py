@@ -31,6 +31,8 @@ from ..batch_modes import PL, SUP, UNSUP, batch_mode
 from ..data.alternating_batches import Schedule
 from ..data.pl_cache import PseudoLabelCache
 from sslasr_data.validate import validate_split
+from ..decoding.ctc import greedy_decode
+from ..decoding.lm import LmBeamDecoder
 from ..decoding.online_labels import CollapseDetector, LabelStats, label_batch
 from ..parallel import rank_and_world
 from .two_stream import TwoStreamConfig, TwoStreamTask
@@ -38,6 +40,7 @@ from .two_stream import TwoStreamConfig, TwoStreamTask
 logger = logging.getLogger(__name__)
 
 PSEUDO_LABELS = ChoiceEnum(["hard", "soft"])
+PL_DECODERS = ChoiceEnum(["greedy", "lm"])
 _STAT = "pl_stat_"
 
 
@@ -60,6 +63,11 @@ class SlimIplConfig(TwoStreamConfig):
     pseudo_labels: PSEUDO_LABELS = field(
         default="hard", metadata={"help": "hard: greedy transcripts (CTC); soft: per-frame distributions"}
     )
+    pl_decoder: PL_DECODERS = field(
+        default="greedy", metadata={"help": "how hard pseudo-labels are decoded: greedy (slimIPL), or lm: beam "
+                                            "search with task.kenlm_model (+ task.lexicon, word_score, ...)"})
+    pl_beam: int = field(default=50, metadata={"help": "beam size of LM pseudo-labeling"})
+    pl_lm_weight: float = field(default=2.0, metadata={"help": "LM weight of LM pseudo-labeling"})
     pl_dropout: Optional[float] = field(
         default=0.1, metadata={"help": "dropout above this is lowered to it when pseudo-labeling starts; null: keep"}
     )
@@ -91,6 +99,14 @@ class SlimIplTask(TwoStreamTask):
         self._oracle: List[Optional[List[int]]] = []  # per unlabeled utterance, in stream order
         self._unsup_count = 0
         self._dropout_lowered = False
+        self._decode = self._labeling_decoder(cfg) if cfg.pl_decoder == "lm" else greedy_decode
+
+    def _labeling_decoder(self, cfg: SlimIplConfig):
+        """Beam search with the task's KenLM model for the pseudo-labels (hard labels only)."""
+        if cfg.pseudo_labels != "hard" or cfg.kenlm_model is None:
+            raise ValueError("task.pl_decoder=lm needs task.pseudo_labels=hard and task.kenlm_model=<KenLM model> "
+                             "(python -m data_prep.lm builds one; add task.lexicon=<lexicon> for a word LM)")
+        return LmBeamDecoder.from_config(cfg, self.target_dictionary, self._blank, cfg.pl_beam, cfg.pl_lm_weight)
 
     @staticmethod
     def build_schedule(cfg: SlimIplConfig) -> Schedule:
@@ -194,7 +210,7 @@ class SlimIplTask(TwoStreamTask):
             oracle = [self._oracle[i - first] for i in ids.tolist()]
             labels = label_batch(teacher, sample["net_input"], self._blank, drop=(d.pad(), d.eos()),
                                  soft=self.cfg.pseudo_labels == "soft", sample_rate=self.cfg.sample_rate,
-                                 oracle=oracle)
+                                 oracle=oracle, decoder=self._decode)
             part = {"ids": ids, "tokens": labels.tokens, "log_probs": labels.log_probs or [],
                     "stats": labels.stats.as_dict()}
             parts = self._gather(part)
