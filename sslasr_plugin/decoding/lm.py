@@ -73,6 +73,9 @@ class LmBeamDecoder:
         if lexicon is not None:
             check_lexicon(_check_file(lexicon, "lexicon"), tokens)
         self.blank = blank
+        if silence not in tokens:
+            raise LmDecodingError(f"the CTC dictionary has no word boundary {silence!r}, which LM decoding needs: "
+                                  "decode a letter model trained on a dict.ltr.txt that lists '|'")
         self.silence = list(tokens).index(silence)
         try:
             with tempfile.NamedTemporaryFile("w", suffix=".txt") as lm_dict:
