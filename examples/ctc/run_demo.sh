@@ -18,9 +18,12 @@ LM_DECODE=${LM_DECODE:-1}
 
 start=$(date +%s)
 python -m data_prep.corpus --preset "$PRESET" --out "$DATA"
-fairseq-hydra-train --config-dir examples/ctc --config-name scratch_fbank \
-    common.user_dir=sslasr_plugin task.data="$(hq "$DATA")" checkpoint.save_dir="$(hq "$EXP")" \
-    hydra.run.dir="$(hq "$EXP/hydra")" "$@"
+# A finished run is not resumed: fairseq would make one more update and replace the best checkpoint.
+if ! grep -qs "done training" "$EXP/hydra/hydra_train.log"; then
+    fairseq-hydra-train --config-dir examples/ctc --config-name scratch_fbank \
+        common.user_dir=sslasr_plugin task.data="$(hq "$DATA")" checkpoint.save_dir="$(hq "$EXP")" \
+        hydra.run.dir="$(hq "$EXP/hydra")" "$@"
+fi
 trained=$(date +%s)
 reports=()
 for split in test test_ood; do

@@ -27,6 +27,12 @@ def test_ctc_demo_script_in_a_directory_with_quotes_commas_and_non_ascii(tmp_pat
     for row in ("test greedy", "test_ood greedy", r"test word LM \+ lexicon", "test_ood letter LM, lexicon-free"):
         assert re.search(rf"^\| {row} \| 8 \|", table, flags=re.M), table
     assert "Traceback" not in proc.stderr
+    # A second call decodes again but does not train: the best checkpoint stays what it was.
+    best = (exp / "checkpoint_best.pt").read_bytes()
+    run_cli(["env", f"DATA={data}", f"EXP={exp}", "PRESET=tiny", "LM_DECODE=0", "bash", "examples/ctc/run_demo.sh",
+             "optimization.max_update=3", "dataset.num_workers=0"])
+    assert (exp / "checkpoint_best.pt").read_bytes() == best
+    assert (exp / "hydra" / "hydra_train.log").read_text().count("done training") == 1
 
 
 @pytest.mark.parametrize("script", ["ctc", "csl", "joint", "slimipl", "ssl"])
