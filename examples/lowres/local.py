@@ -160,10 +160,13 @@ def render(store: Path, page: Path, command: str) -> None:
         wall = "" if facts["wall_seconds"] is None else f"{facts['wall_seconds'] / 60:.0f}"
         rows.append(f"| {name} | {facts['updates']} | {valid} | {rates['test_char']} | {rates['test_word']} | "
                     f"{rates['test_ood_char']} | {rates['test_ood_word']} | {delta} | {pl} | {wall} |")
-    table = "\n".join(rows) if len(rows) > 2 else "No run has finished yet."
     plot = page.with_suffix(".png")
-    _plot_curves(store, runs, plot)
-    text = PAGE.format(command=command, table=table, plot=plot.name, store=store.name)
+    if runs:
+        _plot_curves(store, runs, plot)
+        table = "\n".join(rows) + f"\n\n![validation CER against updates]({plot.name})"
+    else:
+        table = "No run has finished yet."
+    text = PAGE.format(command=command, table=table, store=store.name)
     write_atomic(page, text)
 
 
@@ -194,11 +197,12 @@ def _plot_curves(store: Path, runs: Dict[str, Path], out: Path) -> None:
 PAGE = """# Low-resource benchmark: what the unlabeled audio buys
 
 The question: does a semi-supervised arm beat a fully trained supervised baseline given the
-same compute? Corpus `python -m data_prep.corpus --preset lowres`: 1 h labeled (`labeled_1h`)
-with a nested 10 min subset (`labeled_10min`), 7 h `unlabeled` in the training voices, 1 h
-`unlabeled_ood` in held-out voices (sentences disjoint from `test_ood`'s), 700 utterances in each
-of valid / test / test_ood, all from the fixed evaluation pool no training split of any preset
-uses. Model: the demo's (`examples/ctc/scratch_fbank.yaml`). Greedy CTC decoding, no LM.
+same compute? Corpus `python -m data_prep.corpus --preset lowres` (seed 1): `labeled_1h`
+(1,220 utterances, 1.01 h) with the nested `labeled_10min` (its first 204, 10.1 min), `unlabeled`
+(8,600, 7.03 h) in the training voices, `unlabeled_ood` (1,220, 1.00 h) in held-out voices with
+sentences disjoint from `test_ood`'s, and 700 utterances (0.57-0.58 h) in each of valid / test /
+test_ood, from the fixed evaluation pool that no training split of any preset uses. Model: the
+demo's (`examples/ctc/scratch_fbank.yaml`). Greedy CTC decoding, no LM.
 
 Protocol (`examples/lowres/run.sh`, one stage each):
 - *oracle* (`oracle_s1`): the same model on `labeled` + `unlabeled` with the true transcripts,
@@ -226,8 +230,6 @@ Every figure derives from the files in [`{store}/`]({store}/) (per-utterance hyp
 validation curves, per-run facts); this page and its plot are rebuilt from them by stage 7.
 
 {table}
-
-![validation CER against updates]({plot})
 """
 
 
