@@ -203,10 +203,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     lm.add_argument("--lm-weight", type=float, default=2.0)
     lm.add_argument("--word-score", type=float, default=0.0)
     lm.add_argument("--sil-weight", type=float, default=0.0)
+    lm.add_argument("--beam-threshold", type=float, default=25.0, help="prune hypotheses this far below the best")
     args = parser.parse_args(argv)
     lm_options = None if args.kenlm_model is None else {
         "kenlm_model": args.kenlm_model, "lexicon": args.lexicon, "beam": args.beam, "lm_weight": args.lm_weight,
-        "word_score": args.word_score, "sil_weight": args.sil_weight}
+        "word_score": args.word_score, "sil_weight": args.sil_weight, "beam_threshold": args.beam_threshold}
     from sslasr_plugin.decoding.lm import LmDecodingError
 
     try:

@@ -13,7 +13,8 @@ def test_pseudo_labels_are_lexicon_words_with_a_word_lm(tiny_corpus, tmp_path):
     lm = build_lms(str(tmp_path / "lm"), word_order=3, letter_order=4, sentences=text)
     # A 1-update model's greedy labels are blanks; a large word score makes beam search emit words.
     proc = _train(tiny_corpus, tmp_path / "run", "task.pl_decoder=lm", f"task.kenlm_model={lm / 'word.bin'}",
-                  f"task.lexicon={lm / 'lexicon.txt'}", "task.word_score=20", "task.pl_lm_weight=1", "task.pl_beam=20")
+                  f"task.lexicon={lm / 'lexicon.txt'}", "task.word_score=100", "task.pl_lm_weight=1", "task.pl_beam=20",
+                  "task.beam_threshold=1000")  # keep the untrained model's letters in the beam
     assert _update_kinds(proc.stdout) == ["sup", "pl", "pl"]
     cache = load_checkpoint(tmp_path / "run" / "checkpoint_last.pt")["extra_state"]["SlimIplTask"]["slimipl_cache"]
     symbols = [line.split()[0] for line in (tiny_corpus / "dict.ltr.txt").read_text().splitlines()]
