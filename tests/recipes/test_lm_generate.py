@@ -31,7 +31,8 @@ def test_greedy_whatever_the_beam_without_an_lm(tiny_corpus, ctc_checkpoint):
 def test_lexicon_decoding_outputs_lexicon_words(tiny_corpus, ctc_checkpoint, corpus_lm):
     # A large word score makes the decoder emit words even from a 3-update model.
     proc = generate(tiny_corpus, ctc_checkpoint, "test", "--beam", "20", "--kenlm-model", corpus_lm / "word.bin",
-                    "--lexicon", corpus_lm / "lexicon.txt", "--lm-weight", "1", "--word-score", "20")
+                    "--lexicon", corpus_lm / "lexicon.txt", "--lm-weight", "1", "--word-score", "100",
+                    "--beam-threshold", "1000")  # keep the untrained model's letters in the beam
     lexicon = {line.split("\t")[0] for line in (corpus_lm / "lexicon.txt").read_text().splitlines()}
     words = [w for hyp in hypotheses(proc.stdout).values() for w in hyp.split()]
     assert len(hypotheses(proc.stdout)) == 8 and words and set(words) <= lexicon
