@@ -27,19 +27,20 @@ def memory_kb(field: str) -> int:
         return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
 
 
-def run_one(build, utterances, dictionary, results):
+def run_one(build, utterances, dictionary, blank, results):
     """In a forked child: build the decoder, decode every utterance, report speed and memory."""
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # resets VmHWM to the resident memory now (Linux)
     before = memory_kb("VmRSS")
-    rates = decode_wer(build(), utterances, dictionary, dictionary.bos())
+    rates = decode_wer(build(), utterances, dictionary, blank)
     rates["peak_mb"] = (memory_kb("VmHWM") - before) / 1024
     results.put(rates)
 
 
-def measure(build, utterances, dictionary):
+def measure(build, utterances, dictionary, blank):
     results = multiprocessing.get_context("fork").SimpleQueue()
-    child = multiprocessing.get_context("fork").Process(target=run_one, args=(build, utterances, dictionary, results))
+    child = multiprocessing.get_context("fork").Process(target=run_one,
+                                                        args=(build, utterances, dictionary, blank, results))
     child.start()
     rates = results.get()
     child.join()
@@ -58,9 +59,9 @@ def main(argv=None) -> int:
     parser.add_argument("--sil-weight", type=float, default=0.0, help="lexicon-free boundary score")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    utterances, dictionary = split_emissions(args.path, args.data, args.subset)
+    utterances, dictionary, blank = split_emissions(args.path, args.data, args.subset)
     audio = sum(seconds for _, _, seconds in utterances)
-    blank, symbols = dictionary.bos(), dictionary.symbols
+    symbols = dictionary.symbols
     arms = {"greedy": lambda: greedy_decode}
     for beam in args.beams:
         arms[f"word LM + lexicon, beam {beam}"] = lambda beam=beam: LmBeamDecoder(
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
     print(f"{args.subset}: {len(utterances)} utterances, {audio:.0f} s of audio, 1 thread\n")
     print("| decoder | utterances/s | real-time factor | peak memory MB | WER % | CER % |\n|---|---|---|---|---|---|")
     for name, build in arms.items():
-        r = measure(build, utterances, dictionary)
+        r = measure(build, utterances, dictionary, blank)
         print(f"| {name} | {len(utterances) / r['seconds']:.1f} | {r['seconds'] / audio:.4f} | {r['peak_mb']:.0f} "
               f"| {r['wer']:.2f} | {r['cer']:.2f} |", flush=True)
     return 0

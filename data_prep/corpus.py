@@ -25,6 +25,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import soundfile as sf
 
+from sslasr_data.files import write_lines
+
 from .text import letters, normalized_sentences, split_fortune_file
 
 SAMPLE_RATE = 16000
@@ -188,12 +190,6 @@ def _is_complete_wav(path: Path) -> bool:
     return info.samplerate == SAMPLE_RATE and info.channels == 1 and info.frames > 0
 
 
-def _write_text(path: Path, lines: Sequence[str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines))
-    os.replace(tmp, path)
-
-
 BASE_SYMBOLS = ("|", "'") + tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
@@ -205,7 +201,7 @@ def write_dictionary(path: Path, transcripts: Sequence[str]) -> None:
     index and a checkpoint trained on one decodes the others."""
     counts = Counter({sym: 0 for sym in BASE_SYMBOLS})
     counts.update(sym for text in transcripts for sym in letters(text).split())
-    _write_text(path, [f"{sym} {n}" for sym, n in sorted(counts.items())])
+    write_lines(path, [f"{sym} {n}" for sym, n in sorted(counts.items())])
 
 
 def _prepare_out_dir(out: Path, plan_json: dict, overwrite: bool) -> None:
@@ -228,7 +224,7 @@ def _prepare_out_dir(out: Path, plan_json: dict, overwrite: bool) -> None:
         for split in splits:
             shutil.rmtree(out / "wav" / split, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
-    _write_text(plan_file, [json.dumps(plan_json, indent=1)])
+    write_lines(plan_file, [json.dumps(plan_json, indent=1)])
 
 
 def build_corpus(
@@ -274,9 +270,9 @@ def build_corpus(
     manifests.update({name: manifests[parent][:count] for name, (parent, count) in subsets.items()})
     for split, utts in manifests.items():
         rows = [f"{u.relpath}\t{sf.info(str(out / u.relpath)).frames}" for u in utts]
-        _write_text(out / f"{split}.tsv", [str(out)] + rows)
-        _write_text(out / f"{split}.wrd", [u.text for u in utts])
-        _write_text(out / f"{split}.ltr", [letters(u.text) for u in utts])
+        write_lines(out / f"{split}.tsv", [str(out)] + rows)
+        write_lines(out / f"{split}.wrd", [u.text for u in utts])
+        write_lines(out / f"{split}.ltr", [letters(u.text) for u in utts])
     write_dictionary(out / "dict.ltr.txt", [u.text for u in plan])
     return out
 

@@ -30,7 +30,9 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Un
 import numpy as np
 import soundfile as sf
 
-from ..corpus import SAMPLE_RATE, _write_text, write_dictionary
+from sslasr_data.files import write_lines
+
+from ..corpus import SAMPLE_RATE, write_dictionary
 from ..text import letters
 
 AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg")
@@ -212,7 +214,7 @@ def _read_progress(path: Path, request: dict, cache: Path) -> Dict[str, List[Row
     if not lines or json.loads(lines[0]) != {"request": request}:
         shutil.rmtree(cache, ignore_errors=True)
         path.parent.mkdir(exist_ok=True)
-        _write_text(path, [json.dumps({"request": request})])
+        write_lines(path, [json.dumps({"request": request})])
         return {}
     done = {}
     for line in lines[1:]:
@@ -278,7 +280,7 @@ def write_split(items: Sequence[Item], out: Union[str, Path], split: str, source
                                        longest_seconds=max(n for _, n in rows) / SAMPLE_RATE,  # vs task.max_sample_size
                                        converted=sum(Path(p).is_relative_to(opts.cache) for p, _ in rows),
                                        complete=True)
-        _write_text(out / RECORD, [json.dumps(record, indent=1)])
+        write_lines(out / RECORD, [json.dumps(record, indent=1)])
         progress_file.unlink(missing_ok=True)
     entry = _load_record(out)["splits"][split]
     return ImportResult(out, split, entry["rows"], entry["hours"], _check(out, split, labeled))
@@ -287,10 +289,10 @@ def write_split(items: Sequence[Item], out: Union[str, Path], split: str, source
 def _write_outputs(out: Path, split: str, items: Sequence[Item], done: Dict[str, List[Row]], dictionary: str):
     rows = [(item, row) for item in items for row in done[item.key]]
     root = os.path.commonpath([os.path.dirname(path) for _, (path, _) in rows])
-    _write_text(out / f"{split}.tsv", [root] + [f"{os.path.relpath(p, root)}\t{n}" for _, (p, n) in rows])
+    write_lines(out / f"{split}.tsv", [root] + [f"{os.path.relpath(p, root)}\t{n}" for _, (p, n) in rows])
     if items[0].text is not None:
-        _write_text(out / f"{split}.wrd", [item.text for item, _ in rows])
-        _write_text(out / f"{split}.ltr", [letters(item.text) for item, _ in rows])
+        write_lines(out / f"{split}.wrd", [item.text for item, _ in rows])
+        write_lines(out / f"{split}.ltr", [letters(item.text) for item, _ in rows])
     texts = []
     if dictionary == "from-text":
         for wrd in sorted(out.glob("*.wrd")):

@@ -10,20 +10,19 @@ from those files alone, so a reader can audit every number without the checkpoin
 """
 import argparse
 import json
-import os
 import re
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from sslasr_data.files import write_text
+from sslasr_data.validate import read_manifest
 
 SPLITS = ("test", "test_ood")
+SAMPLE_RATE = 16000
 ORACLE_PARTS = ("labeled", "unlabeled")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def oracle_manifest(data: Path) -> None:
@@ -37,7 +36,7 @@ def oracle_manifest(data: Path) -> None:
         ltr += (data / f"{part}.ltr").read_text().splitlines()
         wrd += (data / f"{part}.wrd").read_text().splitlines()
     for ext, lines in (("tsv", tsv), ("ltr", ltr), ("wrd", wrd)):
-        write_atomic(data / f"oracle.{ext}", "".join(line + "\n" for line in lines))
+        write_text(data / f"oracle.{ext}", "".join(line + "\n" for line in lines))
 
 
 def _fields(line: str) -> Dict[str, float]:
@@ -62,6 +61,22 @@ def read_log(path: Path) -> Dict[str, List[Dict[str, float]]]:
         elif "[train_inner]" in line or "[train][INFO]" in line:  # interval lines and epoch summaries
             records["train"].append(_fields(line.split("][INFO]", 1)[1]))
     return records
+
+
+def run_config(log: Path) -> Dict[str, str]:
+    """The task's `data` and `train_subset` as the run's log prints its config (empty if absent)."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    found = {key: re.search(rf"'{key}': '([^']*)'", text) for key in ("data", "train_subset")}
+    return {key: m.group(1) for key, m in found.items() if m} if all(found.values()) else {}
+
+
+def subset_minutes(data: Path, subset: str) -> Optional[float]:
+    """Minutes of 16 kHz audio in ``data/subset.tsv`` (None if the manifest is gone)."""
+    tsv = data / f"{subset}.tsv"
+    if not tsv.exists():
+        return None
+    _, rows = read_manifest(str(tsv))
+    return sum(samples for _, _, samples in rows) / SAMPLE_RATE / 60
 
 
 def best_point(exp: Path, seed: int, points: List[str]) -> str:
@@ -94,16 +109,17 @@ def collect(exp: Path, store: Path) -> None:
             if ref_file.exists() and ref_file.read_text() != refs:
                 raise SystemExit(f"error: {run}/decode_{split} was decoded on other references than {ref_file}: "
                                  "runs of different corpora cannot share a page (use another --page)")
-            write_atomic(ref_file, refs)
-            write_atomic(dest / f"{split}.hyp", "".join(hyp + "\n" for _, hyp in pairs))
+            write_text(ref_file, refs)
+            write_text(dest / f"{split}.hyp", "".join(hyp + "\n" for _, hyp in pairs))
         log = read_log(run / "hydra" / "hydra_train.log")
         curve = ["num_updates\tloss\tuer\twer"] + [
             f"{int(r.get('num_updates', 0))}\t{r.get('loss', '')}\t{r.get('uer', '')}\t{r.get('wer', '')}"
             for r in log["valid"]
         ]
-        write_atomic(dest / "valid_curve.tsv", "\n".join(curve) + "\n")
+        write_text(dest / "valid_curve.tsv", "\n".join(curve) + "\n")
         train = log["train"]
         pl = [r["pl_cer"] for r in train if "pl_cer" in r]
+        config = run_config(run / "hydra" / "hydra_train.log")
         facts = {
             "updates": int(max((r.get("num_updates", 0) for r in train + log["valid"]), default=0)),
             "best_valid_cer": min((r["uer"] for r in log["valid"] if "uer" in r), default=None),
@@ -111,8 +127,10 @@ def collect(exp: Path, store: Path) -> None:
             "wall_seconds": max((r["wall"] for r in train if "wall" in r), default=None),
             "pl_cer_last": pl[-1] if pl else None,
             "pl_cer_mean": sum(pl) / len(pl) if pl else None,
+            "train_subset": config.get("train_subset"),
+            "train_minutes": subset_minutes(Path(config["data"]), config["train_subset"]) if config else None,
         }
-        write_atomic(dest / "facts.json", json.dumps(facts, indent=1) + "\n")
+        write_text(dest / "facts.json", json.dumps(facts, indent=1) + "\n")
 
 
 def _runs(store: Path) -> Dict[str, Path]:
@@ -136,41 +154,85 @@ def control_of(name: str) -> Optional[str]:
     return f"{match.group(1) or ''}control_s{match.group(3)}" if match else None
 
 
-def render(store: Path, page: Path, command: str) -> None:
+def arm_of(name: str) -> Tuple[str, Optional[int]]:
+    """``labeled_10min/slimipl_hard_s2`` -> (``labeled_10min/slimipl_hard``, 2)."""
+    match = re.match(r"(.*)_s(\d+)$", name)
+    return (match.group(1), int(match.group(2))) if match else (name, None)
+
+
+def _delta(store: Path, runs: Dict[str, Path], pairs: List[Tuple[str, str]], split: str) -> str:
+    """ΔCER of arm minus control on ``split``, utterances of every (arm, control) pair pooled, with
+    a paired bootstrap 95% interval and the difference relative to the controls' CER."""
     from sslasr_plugin.decoding.report import paired_bootstrap
 
+    arm, ctrl = [], []
+    for name, control in pairs:
+        if not ((runs[name] / f"{split}.hyp").exists() and (runs[control] / f"{split}.hyp").exists()):
+            return ""
+        arm.append(_errors(store, runs[name], split))
+        ctrl.append(_errors(store, runs[control], split))
+    if not arm:
+        return ""
+    a_err = np.concatenate([e["char_errors"] for e in arm])
+    c_err = np.concatenate([e["char_errors"] for e in ctrl])
+    total = np.concatenate([e["char_total"] for e in ctrl])
+    d, lo, hi = paired_bootstrap(a_err, c_err, total)
+    control_cer = 100.0 * c_err.sum() / max(total.sum(), 1)
+    return f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}] ({100 * d / max(control_cer, 1e-9):+.0f}% rel.)"
+
+
+def render(store: Path, page: Path, command: str) -> None:
     runs = _runs(store)
-    rows = ["| run | updates | best valid UER | test CER | test WER | test_ood CER | test_ood WER | "
-            "test_ood ΔCER vs control [95% CI] | PL CER (last) | wall min |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
-    for name, run in runs.items():
-        facts = json.loads((run / "facts.json").read_text())
-        errs = {split: _errors(store, run, split) for split in SPLITS if (run / f"{split}.hyp").exists()}
-        rates = {f"{split}_{kind}": f"{_rate(errs[split], kind):.2f}" if split in errs else ""
-                 for split in SPLITS for kind in ("char", "word")}
-        delta = ""
-        control = control_of(name)
-        if "test_ood" in errs and control in runs and (runs[control] / "test_ood.hyp").exists():
-            ctrl = _errors(store, runs[control], "test_ood")
-            d, lo, hi = paired_bootstrap(errs["test_ood"]["char_errors"], ctrl["char_errors"],
-                                         errs["test_ood"]["char_total"])
-            delta = f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]"
-        valid = "" if facts["best_valid_cer"] is None else f"{facts['best_valid_cer']:.2f}"
-        pl = "" if facts["pl_cer_last"] is None else f"{facts['pl_cer_last']:.1f}"
-        wall = "" if facts["wall_seconds"] is None else f"{facts['wall_seconds'] / 60:.0f}"
-        rows.append(f"| {name} | {facts['updates']} | {valid} | {rates['test_char']} | {rates['test_word']} | "
-                    f"{rates['test_ood_char']} | {rates['test_ood_word']} | {delta} | {pl} | {wall} |")
-    plot = page.with_suffix(".png")
-    if runs:
-        _plot_curves(store, runs, plot)
-        table = "\n".join(rows) + f"\n\n![validation CER against updates]({plot.name})"
-    else:
-        table = "No run has finished yet."
-    text = PAGE.format(command=command, table=table, store=store.name)
-    write_atomic(page, text)
+    facts = {name: json.loads((run / "facts.json").read_text()) for name, run in runs.items()}
+    rates = {name: {split: _errors(store, run, split) for split in SPLITS if (run / f"{split}.hyp").exists()}
+             for name, run in runs.items()}
+    if not runs:
+        write_text(page, PAGE.format(command=command, summary="No run has finished yet.", table="", store=store.name))
+        return
 
+    def cell(name, split, kind):
+        errs = rates[name].get(split)
+        return f"{_rate(errs, kind):.2f}" if errs is not None else ""
 
-def _plot_curves(store: Path, runs: Dict[str, Path], out: Path) -> None:
+    def fmt(value, spec):
+        return "" if value is None else format(value, spec)
+
+    rows = ["| run | labeled min | updates | best valid UER | test CER | test WER | test_ood CER | test_ood WER "
+            "| PL CER (last) | wall min |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name in runs:
+        f = facts[name]
+        rows.append(f"| {name} | {fmt(f.get('train_minutes'), '.1f')} | {f['updates']} | "
+                    f"{fmt(f['best_valid_cer'], '.2f')} | {cell(name, 'test', 'char')} | {cell(name, 'test', 'word')} | "
+                    f"{cell(name, 'test_ood', 'char')} | {cell(name, 'test_ood', 'word')} | "
+                    f"{fmt(f['pl_cer_last'], '.1f')} | {fmt(f['wall_seconds'] and f['wall_seconds'] / 60, '.0f')} |")
+
+    arms: Dict[str, List[str]] = {}
+    for name in runs:
+        arms.setdefault(arm_of(name)[0], []).append(name)
+    summary = ["| arm | seeds | test CER mean (min-max) | test_ood CER mean (min-max) | test ΔCER vs control "
+               "[95% CI] | test_ood ΔCER vs control [95% CI] |", "|---|---|---|---|---|---|"]
+    for arm, names in arms.items():
+        spread = {}
+        for split in SPLITS:
+            values = [_rate(rates[n][split], "char") for n in names if split in rates[n]]
+            spread[split] = (f"{sum(values) / len(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+                             if values else "")
+        pairs = [(n, control_of(n)) for n in names if control_of(n) in runs]
+        deltas = {split: _delta(store, runs, pairs, split) if pairs and len(pairs) == len(names) else ""
+                  for split in SPLITS}
+        seeds = ", ".join(str(arm_of(n)[1]) for n in names)
+        summary.append(f"| {arm} | {seeds} | {spread['test']} | {spread['test_ood']} | {deltas['test']} | "
+                       f"{deltas['test_ood']} |")
+
+    _plot_curves(store, runs, page.with_suffix(".png"))
+    minutes_plot = page.with_name(page.stem + "_minutes.png")
+    figures = f"![validation CER against updates]({page.with_suffix('.png').name})"
+    if _plot_minutes(facts, rates, arms, minutes_plot):
+        figures += f"\n\n![test_ood CER against labeled minutes]({minutes_plot.name})"
+    text = PAGE.format(command=command, summary="\n".join(summary), store=store.name,
+                       table="\n".join(rows) + "\n\n" + figures)
+    write_text(page, text)
+def _pyplot():
     import logging
 
     import matplotlib
@@ -179,6 +241,11 @@ def _plot_curves(store: Path, runs: Dict[str, Path], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _plot_curves(store: Path, runs: Dict[str, Path], out: Path) -> None:
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for name, run in runs.items():
         lines = (run / "valid_curve.tsv").read_text().splitlines()[1:]
@@ -194,6 +261,36 @@ def _plot_curves(store: Path, runs: Dict[str, Path], out: Path) -> None:
     plt.close(fig)
 
 
+def _plot_minutes(facts, rates, arms: Dict[str, List[str]], out: Path) -> bool:
+    """test_ood CER (mean over seeds, bars min-max) against labeled minutes, one line per arm kind
+    seen at two or more labeled sizes; False (no plot) until some kind is."""
+    kinds: Dict[str, List[Tuple[float, List[float]]]] = {}
+    for arm, names in arms.items():
+        minutes = [facts[n].get("train_minutes") for n in names]
+        values = [_rate(rates[n]["test_ood"], "char") for n in names if "test_ood" in rates[n]]
+        if values and minutes[0] and "/" in arm:  # runs on a labeled subset (not the oracle)
+            kinds.setdefault(arm.split("/", 1)[1], []).append((minutes[0], values))
+    kinds = {k: sorted(v) for k, v in kinds.items() if len(v) >= 2}
+    if not kinds:
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for kind, points in kinds.items():
+        x = [m for m, _ in points]
+        mean = [sum(v) / len(v) for _, v in points]
+        err = [[m - min(v) for m, (_, v) in zip(mean, points)], [max(v) - m for m, (_, v) in zip(mean, points)]]
+        ax.errorbar(x, mean, yerr=err, marker="o", capsize=3, label=kind)
+    ax.set_xscale("log")
+    ax.set_xlabel("labeled minutes")
+    ax.set_ylabel("test_ood CER % (greedy; mean over seeds, bars min-max)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return True
+
+
 PAGE = """# Low-resource benchmark: what the unlabeled audio buys
 
 The question: does a semi-supervised arm beat a fully trained supervised baseline given the
@@ -202,7 +299,8 @@ same compute? Corpus `python -m data_prep.corpus --preset lowres` (seed 1): `lab
 (8,600, 7.03 h) in the training voices, `unlabeled_ood` (1,220, 1.00 h) in held-out voices with
 sentences disjoint from `test_ood`'s, and 700 utterances (0.57-0.58 h) in each of valid / test /
 test_ood, from the fixed evaluation pool that no training split of any preset uses. Model: the
-demo's (`examples/ctc/scratch_fbank.yaml`). Greedy CTC decoding, no LM.
+demo's (`examples/ctc/scratch_fbank.yaml`). Greedy CTC decoding of every model, no LM (the LM
+arm uses an LM only to make its pseudo-labels).
 
 Protocol (`examples/lowres/run.sh`, one stage each):
 - *oracle* (`oracle_s1`): the same model on `labeled` + `unlabeled` with the true transcripts,
@@ -215,19 +313,33 @@ Protocol (`examples/lowres/run.sh`, one stage each):
   +variant=supervised_only`);
 - *slimIPL, hard labels* (`slimipl_hard_s<seed>`, and `slimipl_hard_ood_s1` on `unlabeled_ood`):
   from the same baseline checkpoint, 1 labeled : 4 pseudo-labeled updates, cache 100, p = 0.3,
-  so that most unlabeled utterances are labeled at least once.
+  so that most unlabeled utterances are labeled at least once;
+- *soft labels + CTC mix* (`soft_ctc_mix_s<seed>`): the same schedule with cached per-frame
+  distributions, 0.5 x frame cross-entropy + 0.5 x CTC on the greedy transcript;
+- *slimIPL, LM-decoded labels* (`slimipl_lm_s<seed>`): hard labels from beam search with the
+  word 4-gram LM and lexicon of `python -m data_prep.lm` (text holding no evaluation or unlabeled
+  sentence of any preset), its LM weight and word score tuned on valid with that seed's baseline
+  (`tune_lm_s<seed>/`).
 
 CER and WER in %; valid is fairseq's letter error rate (word boundaries counted) of the selected
-checkpoint; ΔCER is an arm's test_ood CER minus its control's (same start, same total updates,
-same seed) with a paired per-utterance bootstrap 95% interval; PL CER is the pseudo-labels' CER
-against the kept-aside transcripts at the last logged interval.
+checkpoint; ΔCER is an arm's CER minus its control's (same start, same total updates, same seed),
+the utterances of all its seeds pooled, with a paired per-utterance bootstrap 95% interval and
+the difference relative to the controls' CER (the spread across seeds is in the min-max column);
+PL CER is the pseudo-labels' CER against the kept-aside transcripts at the last logged interval.
 
 Reproduce (stages are resumable; finished ones are skipped):
 
     {command}
 
 Every figure derives from the files in [`{store}/`]({store}/) (per-utterance hypotheses,
-validation curves, per-run facts); this page and its plot are rebuilt from them by stage 7.
+validation curves, per-run facts); this page and its plots are rebuilt from them by the
+runner's last stage.
+
+## Arms against their controls
+
+{summary}
+
+## Every run
 
 {table}
 """
@@ -245,7 +357,7 @@ def main(argv=None) -> int:
     p = sub.add_parser("rebuild")
     p.add_argument("--exp", type=Path, required=True)
     p.add_argument("--page", type=Path, required=True)
-    p.add_argument("--command", default="PATH=$PWD/.venv/bin:$PATH bash examples/lowres/run.sh --stage 0 --stop-stage 7")
+    p.add_argument("--command", default="PATH=$PWD/.venv/bin:$PATH bash examples/lowres/run.sh --stage 0 --stop-stage 9")
     args = parser.parse_args(argv)
     if args.cmd == "oracle-manifest":
         oracle_manifest(args.data)

@@ -3,25 +3,30 @@
 # trained, compute-matched supervised baseline.  Numbered stages, icefall style: a finished stage
 # is skipped, an interrupted one resumes from its checkpoint_last.pt.
 #
-#   PATH=$PWD/.venv/bin:$PATH bash examples/lowres/run.sh --stage 0 --stop-stage 7
+#   PATH=$PWD/.venv/bin:$PATH bash examples/lowres/run.sh --stage 0 --stop-stage 9
 #   bash examples/lowres/run.sh --stage 2 --stop-stage 2 --labeled 1h      # the 1 h sweep only
 #
-#   0  corpus (preset lowres) and the oracle manifest (labeled + unlabeled with true transcripts)
+#   0  corpus (preset lowres), the oracle manifest (labeled + unlabeled with true transcripts) and
+#      the n-gram LMs of data_prep.lm (for stage 8's pseudo-labels)
 #   1  oracle ceiling: supervised CTC on `oracle` (what perfect pseudo-labels would reach)
 #   2  baseline sweep on the labeled subset (dropout x masking), each trained to a valid-CER plateau
 #   3  the best sweep point with the other seeds
 #   4  compute-matched control per seed: supervised continuation of that seed's baseline
 #   5  slimIPL with hard labels from each seed's baseline (same total updates as the control)
-#   6  slimIPL with hard labels adapting to `unlabeled_ood` (held-out voices), seed 1
-#   7  rebuild the results page and plot from the runs' logs and decodes
+#   6  slimIPL with hard labels adapting to `unlabeled_ood` (held-out voices), first seed
+#   7  soft labels regularised by CTC on the greedy transcript (0.5/0.5), --arm-seeds
+#   8  slimIPL with LM-decoded hard labels (word LM + lexicon, weights tuned on valid), --arm-seeds
+#   9  rebuild the results page and plots from the runs' logs and decodes
 #
 # Every run selects its checkpoint on valid CER and is decoded (greedy CTC) on test and test_ood;
-# its directory gets DONE when trained and decoded.  Options (defaults in brackets) scale the budgets; the tests use tiny ones.
+# its directory gets DONE when trained and decoded.  Options (defaults below) scale the budgets;
+# the tests use tiny ones.  Stages 7-8 run the seeds of --arm-seeds (the first seed by default):
+# an arm gets the other seeds once it beats its control on the first.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source examples/hydra_quote.sh
 
-stage=0; stop_stage=7; preset=lowres; labeled=10min; seeds="1 2 3"
+stage=0; stop_stage=9; preset=lowres; labeled=10min; seeds="1 2 3"; arm_seeds=
 data=data/lowres; exp=exp/lowres; page=docs/results/lowres.md
 oracle_updates=5000; base_updates=4000; patience=6; pl_updates=3000; interval=250
 sweep="d0.1_m0.2 d0.2_m0.4 d0.3_m0.6"; max_tokens=640000; decode_splits="test test_ood"
@@ -31,7 +36,7 @@ while [ $# -gt 0 ]; do
         --seeds) seeds=$2 ;; --data) data=$2 ;; --exp) exp=$2 ;; --page) page=$2 ;; --sweep) sweep=$2 ;;
         --oracle-updates) oracle_updates=$2 ;; --base-updates) base_updates=$2 ;; --patience) patience=$2 ;;
         --pl-updates) pl_updates=$2 ;; --interval) interval=$2 ;; --max-tokens) max_tokens=$2 ;;
-        --decode-splits) decode_splits=$2 ;;
+        --decode-splits) decode_splits=$2 ;; --arm-seeds) arm_seeds=$2 ;;
         *) echo "error: unknown option $1 (see the head of $0)" >&2; exit 2 ;;
     esac
     shift 2
@@ -40,6 +45,7 @@ data=$(realpath -m "$data"); exp=$(realpath -m "$exp")
 hq_check "$data" "$exp"
 subset=labeled_$labeled
 first_seed=${seeds%% *}
+arm_seeds=${arm_seeds:-$first_seed}
 log() { echo "$(date +%H:%M:%S) [stage $1] $2"; }
 
 # point_args POINT: hydra overrides of a sweep point "d<dropout>_m<mask_prob>" into the array `sweep_args`.
@@ -103,6 +109,7 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
     log 0 "corpus $preset -> $data"
     python -m data_prep.corpus --preset "$preset" --out "$data" --no-progress
     python examples/lowres/local.py oracle-manifest --data "$data"
+    [ -s "$data/lm/lm.json" ] || python -m data_prep.lm --out "$data/lm"
 fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
@@ -149,6 +156,34 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
 fi
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
-    log 7 "results page $page"
+    for seed in $arm_seeds; do
+        pl_args "$exp/$subset/baseline_$(best_point)_s$seed/checkpoint_best.pt"
+        run 7 "$exp/$subset/soft_ctc_mix_s$seed" examples/slimipl slimipl +variant=soft_ctc_mix \
+            "common.seed=$seed" "${pl[@]}" "${slimipl[@]}"
+    done
+fi
+
+if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
+    for seed in $arm_seeds; do
+        init="$exp/$subset/baseline_$(best_point)_s$seed/checkpoint_best.pt"
+        tuned="$exp/$subset/tune_lm_s$seed"
+        if [ ! -s "$tuned/best.json" ]; then
+            log 8 "LM weights for seed $seed's baseline, tuned on valid"
+            mkdir -p "$tuned"
+            python -m sslasr_plugin.decoding.tune_lm "$data" --path "$init" --kenlm-model "$data/lm/word.bin" \
+                --lexicon "$data/lm/lexicon.txt" --lm-weights 1 2 3 --scores -1 0 1 2 \
+                --best-json "$tuned/best.json" > "$tuned/grid.md"
+        fi
+        read -r lm_weight word_score < <(python -c 'import json, sys; b = json.load(open(sys.argv[1]))
+print(b["lm_weight"], b["word_score"])' "$tuned/best.json")
+        pl_args "$init"
+        run 8 "$exp/$subset/slimipl_lm_s$seed" examples/slimipl slimipl "common.seed=$seed" "${pl[@]}" \
+            "${slimipl[@]}" task.pl_decoder=lm "task.kenlm_model=$(hq "$data/lm/word.bin")" \
+            "task.lexicon=$(hq "$data/lm/lexicon.txt")" "task.pl_lm_weight=$lm_weight" "task.word_score=$word_score"
+    done
+fi
+
+if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
+    log 9 "results page $page"
     python examples/lowres/local.py rebuild --exp "$exp" --page "$page"
 fi

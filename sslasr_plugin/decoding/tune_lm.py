@@ -11,6 +11,7 @@ as flashlight's lexicon-free decoder has no word score.  ``--decode`` runs fairs
 those splits with the best pair and prints the WER/CER table.
 """
 import argparse
+import json
 import subprocess
 import sys
 import time
@@ -19,6 +20,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from sslasr_data.files import write_text
+
 from .ctc import emissions
 from .lm import LmBeamDecoder, LmDecodingError
 from .report import error_rates, markdown_table, read_generate_output
@@ -26,8 +29,8 @@ from .report import error_rates, markdown_table, read_generate_output
 
 @torch.no_grad()
 def split_emissions(checkpoint: str, data: str, split: str, max_tokens: int = 4_000_000):
-    """Per utterance of ``split``: its log-probs (T, V), reference words and audio seconds; and
-    the dictionary."""
+    """Per utterance of ``split``: its log-probs (T, V), reference words and audio seconds; the
+    dictionary; and the blank's index (the task's ``blank_symbol``, as its CTC criterion uses)."""
     from fairseq import checkpoint_utils  # the plugin's tasks and models registered when sslasr_plugin was imported
 
     models, _, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": data})
@@ -42,7 +45,7 @@ def split_emissions(checkpoint: str, data: str, split: str, max_tokens: int = 4_
             target = sample["target"][b][sample["target"][b] != dictionary.pad()]
             seconds = dataset.sizes[sample["id"][b]] / task.cfg.sample_rate
             utterances.append((lprobs[b, : lengths[b]].cpu(), dictionary.string(target, "letter"), seconds))
-    return utterances, dictionary
+    return utterances, dictionary, dictionary.index(task.blank_symbol)
 
 
 def decode_wer(decoder, utterances, dictionary, blank: int) -> Dict[str, float]:
@@ -56,10 +59,10 @@ def decode_wer(decoder, utterances, dictionary, blank: int) -> Dict[str, float]:
     return rates
 
 
-def grid_search(utterances, dictionary, kenlm_model: str, lexicon: Optional[str], lm_weights: Sequence[float],
-                scores: Sequence[float], beam: int, **decoder_options) -> List[Tuple[float, float, Dict]]:
+def grid_search(utterances, dictionary, blank: int, kenlm_model: str, lexicon: Optional[str],
+                lm_weights: Sequence[float], scores: Sequence[float], beam: int,
+                **decoder_options) -> List[Tuple[float, float, Dict]]:
     """(LM weight, word score or boundary score, rates) for every pair of the grid."""
-    blank = dictionary.bos()
     second = "word_score" if lexicon else "sil_weight"
     results = []
     for lm_weight in lm_weights:
@@ -94,13 +97,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="word scores (lexicon) or word-boundary scores (lexicon-free)")
     parser.add_argument("--decode", nargs="*", default=[], help="splits to decode with the best pair")
     parser.add_argument("--results-path", default=None, help="fairseq-generate's --results-path for --decode")
+    parser.add_argument("--best-json", default=None,
+                        help="also write the best pair and its rates here, as JSON (for scripts)")
     args = parser.parse_args(argv)
     if args.decode and not args.results_path:
         parser.error("--decode needs --results-path")
-    utterances, dictionary = split_emissions(args.path, args.data, args.subset)
+    utterances, dictionary, blank = split_emissions(args.path, args.data, args.subset)
     try:
-        results = grid_search(utterances, dictionary, args.kenlm_model, args.lexicon, args.lm_weights, args.scores,
-                              args.beam)
+        results = grid_search(utterances, dictionary, blank, args.kenlm_model, args.lexicon, args.lm_weights,
+                              args.scores, args.beam)
     except LmDecodingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -111,6 +116,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     lm_weight, score, best = min(results, key=lambda r: (r[2]["wer"], r[2]["cer"]))
     print(f"best on {args.subset}: --lm-weight {lm_weight} {option} {score} "
           f"(WER {best['wer']:.2f}, CER {best['cer']:.2f})")
+    if args.best_json:
+        choice = {"lm_weight": lm_weight, option.lstrip("-").replace("-", "_"): score, "subset": args.subset,
+                  "wer": best["wer"], "cer": best["cer"], "beam": args.beam}
+        write_text(args.best_json, json.dumps(choice, indent=1) + "\n")
     reports = {}
     for split in args.decode:
         results_path = f"{args.results_path}/{split}"

@@ -33,10 +33,11 @@ def run(cmd):
 
 
 def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
-    out = run(runner(tmp_path, "--seeds", "1", "--stage", "0", "--stop-stage", "7"))
+    out = run(runner(tmp_path, "--seeds", "1", "--stage", "0", "--stop-stage", "9"))
     exp = tmp_path / "exp"
     runs = ["oracle_s1", "labeled_10min/baseline_d0.1_m0.2_s1", "labeled_10min/control_s1",
-            "labeled_10min/slimipl_hard_s1", "labeled_10min/slimipl_hard_ood_s1"]
+            "labeled_10min/slimipl_hard_s1", "labeled_10min/slimipl_hard_ood_s1", "labeled_10min/soft_ctc_mix_s1",
+            "labeled_10min/slimipl_lm_s1"]
     for name in runs:
         assert (exp / name / "DONE").exists(), out
         assert (exp / name / "decode_test_ood" / "generate-test_ood.txt").stat().st_size > 0
@@ -48,6 +49,12 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     assert "'unsup_updates': 0" in control_log
     for log in (arm_log, control_log):
         assert "baseline_d0.1_m0.2_s1/checkpoint_best.pt" in log and "'max_update': 4" in log
+    # The LM arm decodes its pseudo-labels with the LM stage 0 built, at the weights tuned on valid.
+    best = json.loads((exp / "labeled_10min/tune_lm_s1/best.json").read_text())
+    lm_log = (exp / "labeled_10min/slimipl_lm_s1/hydra/hydra_train.log").read_text()
+    assert "'pl_decoder': lm" in lm_log and f"'pl_lm_weight': {best['lm_weight']}" in lm_log
+    assert f"'word_score': {best['word_score']}" in lm_log and "lm/word.bin" in lm_log
+    assert "'soft_ctc_weight': 0.5" in (exp / "labeled_10min/soft_ctc_mix_s1/hydra/hydra_train.log").read_text()
 
     # The page and its files: one row per run, the arm's ΔCER against its control.
     page = (tmp_path / "page" / "lowres.md").read_text()
@@ -58,13 +65,16 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
         assert facts["updates"] > 0 and facts["best_valid_cer"] is not None
         hyps = (store / name / "test_ood.hyp").read_text().splitlines()
         assert len(hyps) == len((tmp_path / "data" / "test_ood.wrd").read_text().splitlines())
-    arm_row = next(line for line in page.splitlines() if line.startswith("| labeled_10min/slimipl_hard_s1 |"))
-    assert "[" in arm_row.split("|")[8]  # a ΔCER with its interval
+    arm_row = next(line for line in page.splitlines() if line.startswith("| labeled_10min/slimipl_hard |"))
+    assert "[" in arm_row.split("|")[6] and "rel.)" in arm_row.split("|")[6]  # test_ood ΔCER, interval
+    control_row = next(line for line in page.splitlines() if line.startswith("| labeled_10min/control |"))
+    assert control_row.split("|")[6].strip() == ""  # a control has no control
     assert (tmp_path / "page" / "lowres.png").stat().st_size > 0
+    assert facts["train_minutes"] > 0
 
     # A second call skips every finished run and trains nothing.
     marks = {name: (exp / name / "DONE").stat().st_mtime for name in runs}
-    again = run(runner(tmp_path, "--seeds", "1", "--stage", "1", "--stop-stage", "6"))
+    again = run(runner(tmp_path, "--seeds", "1", "--stage", "1", "--stop-stage", "8"))
     # (stage 3 meets seed 1's baseline again, as the best sweep point's first seed)
     assert again.count("done, skipped") == len(runs) + 1 and "training" not in again
     assert marks == {name: (exp / name / "DONE").stat().st_mtime for name in runs}

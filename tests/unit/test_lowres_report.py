@@ -1,0 +1,69 @@
+"""The low-resource benchmark's page (examples/lowres/local.py): arms paired with their controls,
+seeds pooled in the interval, labeled minutes from the manifests, the two plots."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def local():
+    spec = importlib.util.spec_from_file_location("lowres_local", REPO / "examples" / "lowres" / "local.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_names_pair_arms_with_their_controls(local):
+    assert local.control_of("labeled_10min/slimipl_hard_s2") == "labeled_10min/control_s2"
+    assert local.control_of("labeled_1h/soft_ctc_mix_s1") == "labeled_1h/control_s1"
+    assert local.control_of("labeled_10min/baseline_d0.1_m0.2_s1") is None
+    assert local.control_of("labeled_10min/control_s1") is None
+    assert local.arm_of("labeled_10min/slimipl_lm_s3") == ("labeled_10min/slimipl_lm", 3)
+    assert local.arm_of("oracle") == ("oracle", None)
+
+
+def test_subset_minutes_sum_the_manifest(local, tmp_path):
+    (tmp_path / "labeled.tsv").write_text(f"{tmp_path}\na.wav\t480000\nb.wav\t480000\n")
+    assert local.subset_minutes(tmp_path, "labeled") == pytest.approx(1.0)
+    assert local.subset_minutes(tmp_path, "missing") is None
+
+
+SPLITS = ("test", "test_ood")
+
+
+def _run(store, name, hyps, minutes):
+    run = store / name
+    run.mkdir(parents=True)
+    for split in SPLITS:
+        (run / f"{split}.hyp").write_text("".join(h + "\n" for h in hyps))
+    (run / "valid_curve.tsv").write_text("num_updates\tloss\tuer\twer\n5\t9.0\t60.0\t90.0\n10\t8.0\t50.0\t80.0\n")
+    facts = {"updates": 10, "best_valid_cer": 50.0, "wall_seconds": 120.0, "pl_cer_last": None,
+             "pl_cer_mean": None, "train_subset": name.split("/")[0], "train_minutes": minutes}
+    (run / "facts.json").write_text(json.dumps(facts))
+
+
+def test_page_pools_seeds_against_controls(local, tmp_path):
+    store, page = tmp_path / "page" / "lowres", tmp_path / "page" / "lowres.md"
+    (store / "refs").mkdir(parents=True)
+    for split in SPLITS:
+        (store / "refs" / f"{split}.txt").write_text("AB CD\nEF\n")  # 7 characters
+    for subset, minutes in (("labeled_10min", 10.0), ("labeled_1h", 60.0)):
+        _run(store, f"{subset}/control_s1", ["AB CD", "XF"], minutes)     # 1 error
+        _run(store, f"{subset}/control_s2", ["AX CD", "EF"], minutes)     # 1 error
+        _run(store, f"{subset}/slimipl_hard_s1", ["AB CD", "EF"], minutes)  # 0 errors
+        _run(store, f"{subset}/slimipl_hard_s2", ["AB CD", "EX"], minutes)  # 1 error
+    local.render(store, page, "the command")
+    text = page.read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| labeled_10min/slimipl_hard |"))
+    cells = [c.strip() for c in row.split("|")]
+    assert cells[2] == "1, 2"
+    assert cells[4] == "7.14 (0.00-14.29)"  # test_ood CER per seed: 0/7 and 1/7
+    # pooled: arm 1 error, controls 2, over 14 characters: -7.14 points, -50% of the controls' 14.29
+    assert cells[6].startswith("-7.14 [") and cells[6].endswith("(-50% rel.)")
+    assert "| labeled_10min/control_s1 | 10.0 |" in text
+    assert (tmp_path / "page" / "lowres_minutes.png").stat().st_size > 0
+    assert "lowres_minutes.png" in text and "the command" in text
