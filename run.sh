@@ -51,7 +51,7 @@ python_env() {
     esac
     echo "creating $VENV and installing requirements.txt (first run: a few minutes, ~5 GB)"
     "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel
+    "$VENV/bin/python" -m pip install -q --upgrade pip "setuptools<82" wheel  # torch 2.11 requires setuptools<82
     "$VENV/bin/python" -m pip install -q -r requirements.txt
     install_plugin
     cp requirements.txt "$stamp"
