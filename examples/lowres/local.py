@@ -10,6 +10,7 @@ from those files alone, so a reader can audit every number without the checkpoin
 """
 import argparse
 import json
+import logging
 import re
 import sys
 from pathlib import Path
@@ -232,33 +233,36 @@ def render(store: Path, page: Path, command: str) -> None:
     text = PAGE.format(command=command, summary="\n".join(summary), store=store.name,
                        table="\n".join(rows) + "\n\n" + figures)
     write_text(page, text)
-def _pyplot():
-    import logging
-
+def _figure(out: Path, xlabel: str, ylabel: str, draw, log_x: bool = False) -> None:
+    """One matplotlib figure: ``draw(ax)`` plots, this labels, saves to ``out`` and closes."""
     import matplotlib
 
-    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's logging setup lets its debug lines through
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt
-
-
-def _plot_curves(store: Path, runs: Dict[str, Path], out: Path) -> None:
-    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
-    for name, run in runs.items():
-        lines = (run / "valid_curve.tsv").read_text().splitlines()[1:]
-        points = [(int(u), float(c)) for u, _, c, _ in (line.split("\t") for line in lines) if c]
-        if points:
-            ax.plot(*zip(*points), marker=".", label=name)
-    ax.set_xlabel("updates (each run's own count; PL arms and controls start from their baseline)")
-    ax.set_ylabel("valid CER % (greedy)")
+    draw(ax)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
+
+
+def _plot_curves(store: Path, runs: Dict[str, Path], out: Path) -> None:
+    def draw(ax):
+        for name, run in runs.items():
+            lines = (run / "valid_curve.tsv").read_text().splitlines()[1:]
+            points = [(int(u), float(c)) for u, _, c, _ in (line.split("\t") for line in lines) if c]
+            if points:
+                ax.plot(*zip(*points), marker=".", label=name)
+
+    _figure(out, "updates (each run's own count; PL arms and controls start from their baseline)",
+            "valid CER % (greedy)", draw)
 
 
 def _plot_minutes(facts, rates, arms: Dict[str, List[str]], out: Path) -> bool:
@@ -273,21 +277,14 @@ def _plot_minutes(facts, rates, arms: Dict[str, List[str]], out: Path) -> bool:
     kinds = {k: sorted(v) for k, v in kinds.items() if len(v) >= 2}
     if not kinds:
         return False
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for kind, points in kinds.items():
-        x = [m for m, _ in points]
-        mean = [sum(v) / len(v) for _, v in points]
-        err = [[m - min(v) for m, (_, v) in zip(mean, points)], [max(v) - m for m, (_, v) in zip(mean, points)]]
-        ax.errorbar(x, mean, yerr=err, marker="o", capsize=3, label=kind)
-    ax.set_xscale("log")
-    ax.set_xlabel("labeled minutes")
-    ax.set_ylabel("test_ood CER % (greedy; mean over seeds, bars min-max)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+
+    def draw(ax):
+        for kind, points in kinds.items():
+            mean = [sum(v) / len(v) for _, v in points]
+            err = [[m - min(v) for m, (_, v) in zip(mean, points)], [max(v) - m for m, (_, v) in zip(mean, points)]]
+            ax.errorbar([m for m, _ in points], mean, yerr=err, marker="o", capsize=3, label=kind)
+
+    _figure(out, "labeled minutes", "test_ood CER % (greedy; mean over seeds, bars min-max)", draw, log_x=True)
     return True
 
 
@@ -359,6 +356,9 @@ def main(argv=None) -> int:
     p.add_argument("--page", type=Path, required=True)
     p.add_argument("--command", default="PATH=$PWD/.venv/bin:$PATH bash examples/lowres/run.sh --stage 0 --stop-stage 9")
     args = parser.parse_args(argv)
+    # fairseq's import sets the root logger to DEBUG; matplotlib (imported by fairseq's modules or
+    # by the plots) would print its debug lines.
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     if args.cmd == "oracle-manifest":
         oracle_manifest(args.data)
     elif args.cmd == "best":
