@@ -44,3 +44,19 @@ def test_known_harmless_warnings_are_quiet_and_others_still_show():
     err = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stderr
     assert "torch.something_else" in err and "another debug line" in err
     assert "weight_norm" not in err and "autocast" not in err and "pin_memory" not in err and "pyarrow" not in err
+
+
+def test_batching_keeps_the_last_batch_fairseq_drops():
+    """fairseq issue 5036: with required_batch_size_multiple 8, 12 equal utterances that fit in
+    one batch came out as one batch of 8; the 4 others were never evaluated."""
+    code = (
+        "import numpy as np\nfrom fairseq.data import data_utils\n"
+        "def run():\n"
+        "    batches = data_utils.batch_by_size(np.arange(12, dtype=np.int64), lambda i: 10, max_tokens=1000,\n"
+        "                                       required_batch_size_multiple=8)\n"
+        "    return sorted(int(i) for b in batches for i in b), [len(b) for b in batches]\n"
+        "print(run())\nimport sslasr_plugin\nprint(run())\n"
+    )
+    stock, patched = _run(code).strip().splitlines()
+    assert stock == f"({list(range(8))}, [8])"
+    assert patched == f"({list(range(12))}, [8, 4])"
