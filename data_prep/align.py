@@ -37,6 +37,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from sslasr_data.files import write_lines, write_text
 from sslasr_data.validate import DataError, audio_files
 
 from .pseudo_labels import (PseudoLabelError, frame_log_probs, frame_rate, load_teacher, padded_batch, read_waves,
@@ -241,9 +242,7 @@ def write_labels(out_dir: Path, split: str, tied: TiedUnits) -> Path:
         labels = [tied(u) for u in contexts(tokens)]
         lines.append(" ".join(segment_labels(frames, starts, labels)))
     path = out_dir / f"{split}.{LABEL}"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines))
-    os.replace(tmp, path)
+    write_lines(path, lines)
     return path
 
 
@@ -299,9 +298,7 @@ def align(data: str, splits: Sequence[str], out: str, ctc: Optional[str] = None,
     (out_dir / f"dict.{LABEL}.txt").write_text("".join(f"{c} {counts.get(c, 0)}\n" for c in class_names))
     meta.update(classes=len(class_names), frames_per_class={c: counts.get(c, 0) for c in class_names},
                 units={_unit_key(u): v for u, v in sorted(names.items())})
-    tmp = meta_path.with_name("units.json.tmp")
-    tmp.write_text(json.dumps(meta, indent=1) + "\n")
-    os.replace(tmp, meta_path)
+    write_text(meta_path, json.dumps(meta, indent=1) + "\n")
     return out_dir
 
 
