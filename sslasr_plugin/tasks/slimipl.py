@@ -12,6 +12,7 @@ decisions.  The cache's workings are in docs/design.md ("slimIPL's cache").
     fairseq-hydra-train --config-dir examples/slimipl --config-name slimipl \\
         common.user_dir=sslasr_plugin task.data=$PWD/data/demo checkpoint.save_dir=$PWD/exp/slimipl
 """
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -109,6 +110,7 @@ class SlimIplTask(TwoStreamTask):
         self._dropout_lowered = False
         self._cache_batches: Optional[CacheBatches] = None
         self._reads = (None, 0, 0)  # (update_num, filling reads, trained reads) of the update being accumulated
+        self._read_ids = ""  # chained digest of the ids this rank's reads labeled and trained on (resume checks)
         self._decode = self._labeling_decoder(cfg) if cfg.pl_decoder == "lm" else greedy_decode
 
     def _labeling_decoder(self, cfg: SlimIplConfig):
@@ -197,7 +199,6 @@ class SlimIplTask(TwoStreamTask):
         if batch_mode(sample) != UNSUP:
             return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad, **kwargs)
         if ignore_grad:  # a stand-in batch (a rank without one): no read of the cache; DDP still syncs
-            self.track_mode(sample, update_num, ignore_grad)
             loss = zero_loss(model, torch.float32, next(model.parameters()).device)
             optimizer.backward(loss)
             return loss, 0, {}
@@ -259,6 +260,8 @@ class SlimIplTask(TwoStreamTask):
         if relabel != ("fresh" in sample) or filling == ("net_input" in sample):
             raise RuntimeError(self._misaligned(slot))
         fresh, log = self._label(sample["fresh"], teacher, update_num) if relabel else (None, {})
+        self._digest_ids("labeled", fresh["parts"][rank]["ids"] if relabel else None)
+        self._digest_ids("trained", sample["id"].cpu() if "net_input" in sample else None)
         pad = self.target_dictionary.pad()
         if filling:
             self.cache.put(slot, fresh)
@@ -271,6 +274,12 @@ class SlimIplTask(TwoStreamTask):
         if fresh is not None:
             self.cache.put(slot, fresh)
         return PseudoLabelingDataset.with_labels(sample, part, pad), log
+
+    def _digest_ids(self, what: str, ids) -> None:
+        """Chains ``ids`` into the digest of the reads so far, which checkpoints keep: two runs whose
+        digests agree labeled and trained on the same utterances in the same order."""
+        listed = "-" if ids is None else ",".join(map(str, ids.tolist()))
+        self._read_ids = hashlib.sha1(f"{self._read_ids}|{what}:{listed}".encode()).hexdigest()
 
     def _misaligned(self, slot: int) -> str:
         return (f"the unlabeled batch the loader gave is not the one slimIPL's cache reads (slot {slot}, "
@@ -322,7 +331,7 @@ class SlimIplTask(TwoStreamTask):
         """fairseq's hook for task state in checkpoints (saved in ``extra_state`` beside the
         training iterator's position, restored with it on resume)."""
         cache = dict(self.cache.state_dict(), size=self.cache.size, world_size=rank_and_world()[1],
-                     unlabeled_utterances=self._unsup_count)
+                     unlabeled_utterances=self._unsup_count, read_ids_sha1=self._read_ids)
         return {self.__class__.__name__: {"slimipl_cache": cache}}
 
     def set_checkpoint_dict(self, state: Dict[str, Any]) -> None:
@@ -341,6 +350,7 @@ class SlimIplTask(TwoStreamTask):
                              "with the checkpoint's settings, or start a new run from its weights "
                              "(checkpoint.finetune_from_model=...), whose cache fills afresh")
         self.cache.load_state_dict(cache)
+        self._read_ids = cache.get("read_ids_sha1", "")
         logger.info(f"pseudo-label cache restored: {len(self.cache)} of {self.cache.size} batches, "
                     f"{self.cache.reads} reads")
 

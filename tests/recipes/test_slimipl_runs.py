@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from sslasr_plugin.checkpoint import load_checkpoint
+from sslasr_plugin.data.alternating_batches import Schedule
+from sslasr_plugin.data.pl_cache import CachePlan
 from tests.helpers import BIN, REPO, generate, hydra_train, run_cli
 
 pytestmark = pytest.mark.slow
@@ -128,11 +130,13 @@ def _run_args(corpus, save_dir, max_update, *overrides):
 
 
 def _assert_same_training_state(a_path, b_path):
-    """Same cache (ids, labels, reads) and same weights."""
+    """Same cache (ids, labels, reads), the same utterances labeled and trained on at every read
+    (the digest chained over the reads' ids), and same weights."""
     a, b = load_checkpoint(a_path), load_checkpoint(b_path)
     assert a["optimizer_history"][-1]["num_updates"] == b["optimizer_history"][-1]["num_updates"]
     ca, cb = (s["extra_state"]["SlimIplTask"]["slimipl_cache"] for s in (a, b))
     assert ca["reads"] == cb["reads"] and len(ca["entries"]) == len(cb["entries"]) == 2
+    assert len(ca["read_ids_sha1"]) == 40 and ca["read_ids_sha1"] == cb["read_ids_sha1"]
     for ea, eb in zip(ca["entries"], cb["entries"]):
         (pa,), (pb,) = ea["parts"], eb["parts"]
         assert torch.equal(pa["ids"], pb["ids"])
@@ -187,19 +191,27 @@ def test_cache_filling_makes_no_update_unless_asked(tiny_corpus, tmp_path, train
 
 
 def test_run_killed_with_sigkill_resumes_to_the_uninterrupted_state(tiny_corpus, tmp_path, teacher):
-    run_cli(_run_args(tiny_corpus, tmp_path / "straight", 7, *teacher))
+    """30 updates, killed after update 19 (checkpoint at 18) and resumed, against 30 in one go.
+    The resumed part crosses the epoch boundary (24 updates: 16 unlabeled batches at 2 per cycle)
+    and trains, right after, on a slot it has just relabeled (checked on the cache's plan below)."""
+    run_cli(_run_args(tiny_corpus, tmp_path / "straight", 30, *teacher))
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([str(a) for a in _run_args(tiny_corpus, tmp_path / "killed", 7, *teacher)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:  # checkpoint at update 3; killed after update 4, two updates before the next
-        if re.search(r"num_updates=4,", line):
+    proc = subprocess.Popen([str(a) for a in _run_args(tiny_corpus, tmp_path / "killed", 30, *teacher)], cwd=REPO,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:  # checkpoint at update 18; killed after update 19, two updates before the next
+        if re.search(r"num_updates=19,", line):
             proc.send_signal(signal.SIGKILL)
             break
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
-    assert load_checkpoint(tmp_path / "killed" / "checkpoint_last.pt")["optimizer_history"][-1]["num_updates"] == 3
-    resumed = run_cli(_run_args(tiny_corpus, tmp_path / "killed", 7, *teacher))
-    assert "pseudo-label cache restored" in resumed.stdout
+    assert load_checkpoint(tmp_path / "killed" / "checkpoint_last.pt")["optimizer_history"][-1]["num_updates"] == 18
+    resumed = run_cli(_run_args(tiny_corpus, tmp_path / "killed", 30, *teacher))
+    assert "pseudo-label cache restored: 2 of 2 batches, 10 reads" in resumed.stdout
+    assert "begin training epoch 2" in resumed.stdout
+    # reads of the full cache after the resume: 10 .. 17 (update 18 on: 12 + 8 pseudo-labeled, 2 filling)
+    schedule, plan = Schedule(1, 2, 1, warmup="sup"), CachePlan(2, 0.5, seed=1)
+    assert schedule.count("unsup", 18) - 2 == 10 and schedule.count("unsup", 30) - 2 == 18
+    assert any(plan(t)[1] and plan(t + 1)[0] == plan(t)[0] for t in range(10, 17))
     _assert_same_training_state(tmp_path / "straight" / "checkpoint_last.pt",
                                 tmp_path / "killed" / "checkpoint_last.pt")
 
