@@ -5,8 +5,8 @@ The model labels unlabeled audio as it trains (greedy CTC or frame distributions
 model), through slimIPL's dynamic cache (``data.pl_cache``), whose batches the sampler chooses
 ahead (``data.pl_cache_batches``); the EMA model labels with ``ema.store_ema=true``.  While the
 cache fills, its reads label and store a batch each and make no update, as flashlight's recipe
-(``task.train_while_filling=true``: train on each such batch too).  Labeling statistics are logged and watched by a collapse detector
-(``decoding.online_labels``).  The cache is saved in checkpoints, so a resumed run makes the same
+(``task.train_while_filling=true``: train on each such batch too).  Labeling statistics are
+logged and watched by a collapse detector (``decoding.online_labels``).  The cache is saved in checkpoints, so a resumed run makes the same
 decisions.  The cache's workings are in docs/design.md ("slimIPL's cache").
 
     fairseq-hydra-train --config-dir examples/slimipl --config-name slimipl \\
