@@ -166,7 +166,6 @@ def test_resume_continues_with_the_same_cache_and_schedule(tiny_corpus, tmp_path
                                 tmp_path / "resumed" / "checkpoint_last.pt")
 
 
-@pytest.mark.parametrize("teacher", [(), ("+variant=ema",)], ids=["model", "ema"])
 def _optimizer_steps(path) -> int:
     """Adam's step count (every parameter's is the same)."""
     steps = {int(s["step"]) for s in load_checkpoint(path)["last_optimizer_state"]["state"].values()}
@@ -190,28 +189,31 @@ def test_cache_filling_makes_no_update_unless_asked(tiny_corpus, tmp_path, train
     assert ("pl_fill=1" in proc.stdout) == (train_while_filling == "false")
 
 
+@pytest.mark.parametrize("teacher", [(), ("+variant=ema",)], ids=["model", "ema"])
 def test_run_killed_with_sigkill_resumes_to_the_uninterrupted_state(tiny_corpus, tmp_path, teacher):
-    """30 updates, killed after update 19 (checkpoint at 18) and resumed, against 30 in one go.
-    The resumed part crosses the epoch boundary (24 updates: 16 unlabeled batches at 2 per cycle)
-    and trains, right after, on a slot it has just relabeled (checked on the cache's plan below)."""
-    run_cli(_run_args(tiny_corpus, tmp_path / "straight", 30, *teacher))
+    """14 updates on unlabeled_ood (5 batches: 9-update epochs), killed after update 7 (checkpoint
+    at 6) and resumed, against 14 in one go.  The resumed part crosses the epoch boundary and
+    trains, right after, on a slot it has just relabeled (checked on the cache's plan below)."""
+    args = (tiny_corpus, tmp_path / "straight", 14, "task.unlabeled_subsets=unlabeled_ood", *teacher)
+    run_cli(_run_args(*args))
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([str(a) for a in _run_args(tiny_corpus, tmp_path / "killed", 30, *teacher)], cwd=REPO,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:  # checkpoint at update 18; killed after update 19, two updates before the next
-        if re.search(r"num_updates=19,", line):
+    killed = _run_args(tiny_corpus, tmp_path / "killed", *args[2:])
+    proc = subprocess.Popen([str(a) for a in killed], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:  # checkpoint at update 6; killed after update 7, two updates before the next
+        if re.search(r"num_updates=7,", line):
             proc.send_signal(signal.SIGKILL)
             break
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
-    assert load_checkpoint(tmp_path / "killed" / "checkpoint_last.pt")["optimizer_history"][-1]["num_updates"] == 18
-    resumed = run_cli(_run_args(tiny_corpus, tmp_path / "killed", 30, *teacher))
-    assert "pseudo-label cache restored: 2 of 2 batches, 10 reads" in resumed.stdout
+    assert load_checkpoint(tmp_path / "killed" / "checkpoint_last.pt")["optimizer_history"][-1]["num_updates"] == 6
+    resumed = run_cli(killed)
+    assert "pseudo-label cache restored: 2 of 2 batches, 2 reads" in resumed.stdout
     assert "begin training epoch 2" in resumed.stdout
-    # reads of the full cache after the resume: 10 .. 17 (update 18 on: 12 + 8 pseudo-labeled, 2 filling)
+    # reads of the full cache after the resume: 2 .. 6; read 3 relabels the slot read 4 trains on
     schedule, plan = Schedule(1, 2, 1, warmup="sup"), CachePlan(2, 0.5, seed=1)
-    assert schedule.count("unsup", 18) - 2 == 10 and schedule.count("unsup", 30) - 2 == 18
-    assert any(plan(t)[1] and plan(t + 1)[0] == plan(t)[0] for t in range(10, 17))
+    assert schedule.count("unsup", 6) - 2 == 2 and schedule.count("unsup", 14) - 2 == 7
+    assert plan(3) == (1, True) and plan(4)[0] == 1
     _assert_same_training_state(tmp_path / "straight" / "checkpoint_last.pt",
                                 tmp_path / "killed" / "checkpoint_last.pt")
 
