@@ -9,12 +9,15 @@ utterances.  The kinds of update the ``sslasr_slimipl`` task makes:
 
 * ``labeled``: a CTC update on labeled data (``+variant=supervised_only``);
 * ``*_label``: label the incoming batch (eval-mode forward, greedy CTC or the frame
-  distributions, statistics, collapse detector) and train on it: every update while the cache
-  fills, and an update whose cache slot is replaced (probability p) afterwards;
+  distributions, statistics, collapse detector) and train on it (``task.train_while_filling=true``
+  with a cache that never fills, so that the arm trains on the batch every other arm steps): the
+  cost of an update whose cache slot is replaced (probability p), which labels one batch and
+  trains on another;
 * ``forward``: no update, only the eval-mode forward pass of the model (no gradient), the
   cost labeling should add and nothing more;
-* ``*_cached``: train on a cached batch (reloaded from disk by its ids) with its stored labels:
-  the other updates of the steady state.  The cache is filled with these very batches before
+* ``*_cached``: train on a cached batch with its stored labels: the other updates of the steady
+  state.  The batch comes as the loader gives it (collated outside the timing, as the loader's
+  workers do; labels attached in the step).  The cache is filled with these very batches before
   the timing and read in batch order, so a cached update trains on the batch every other arm
   steps at the same turn.
 
@@ -28,6 +31,7 @@ more.
     python benchmarks/slimipl_step.py --data data/demo --init exp/demo_ctc/checkpoint_best.pt --batches 30
 """
 import argparse
+from functools import partial
 from pathlib import Path
 
 from inprocess import build_trainer, quiet, rows_to_sample, spread, stderr, summary, time_steps
@@ -38,9 +42,10 @@ SLIMIPL = "examples/slimipl", "slimipl"
 ARMS = {
     "stock_ctc": ("examples/ctc", "scratch_fbank", []),
     "labeled": (*SLIMIPL, ["+variant=supervised_only", "task.warmup_updates=0"]),
-    "hard_label": (*SLIMIPL, [*PL_ONLY, "task.cache_size=1000000"]),
+    "hard_label": (*SLIMIPL, [*PL_ONLY, "task.cache_size=1000000", "task.train_while_filling=true"]),
     "hard_cached": (*SLIMIPL, [*PL_ONLY, "task.cache_replace_prob=0.0"]),
-    "soft_label": (*SLIMIPL, [*PL_ONLY, "task.cache_size=1000000", "+variant=soft"]),
+    "soft_label": (*SLIMIPL, [*PL_ONLY, "task.cache_size=1000000", "task.train_while_filling=true",
+                               "+variant=soft"]),
     "soft_cached": (*SLIMIPL, [*PL_ONLY, "task.cache_replace_prob=0.0", "+variant=soft"]),
 }
 
@@ -74,9 +79,18 @@ class ForwardOnly:
             torch.cuda.synchronize()
 
 
+def to_label(dataset, rows):
+    """The sampler's batch of a read that labels ``rows`` (``PseudoLabelingDataset``): no batch to
+    train on, the rows under ``"fresh"``."""
+    from sslasr_plugin.batch_modes import UNSUP
+
+    index = dataset.stream_indices(UNSUP, rows) + dataset.fresh_offset()
+    return dataset.collater([dataset[int(i)] for i in index])
+
+
 def fill_in_order(trainer, samples) -> None:
-    """Label ``samples`` into the arm's cache (slot i: batch i), then make the cache serve slot i
-    at the i-th timed update without relabeling."""
+    """Label ``samples`` (batches to label) into the arm's cache (slot i: batch i), then make the
+    cache serve slot i at the i-th timed update without relabeling."""
     task = trainer.task
     assert task.cache.size == len(samples), (task.cache.size, len(samples))
     model = trainer.model
@@ -107,7 +121,7 @@ def main():
         trainers[arm], dataset = build_trainer((config_dir, name, overrides), data)
         load_weights(trainers[arm], args.init)
         mode = None if arm == "stock_ctc" else SUP if arm == "labeled" else UNSUP
-        collate[arm] = rows_to_sample(dataset, mode)
+        collate[arm] = (partial(to_label, dataset) if arm.endswith("_label") else rows_to_sample(dataset, mode))
         if arm == "stock_ctc":  # the stock arm's own batching of labeled, for every arm
             batches = spread(trainers[arm].get_train_iterator(epoch=1, load_dataset=False).frozen_batches,
                              args.batches)
@@ -117,7 +131,7 @@ def main():
             stream = dataset.streams[mode]
             assert list(stream.sizes) == stock_sizes, f"{arm} indexes other utterances than stock_ctc"
         if arm.endswith("_cached"):
-            fill_in_order(trainers[arm], [collate[arm](b) for b in batches])
+            fill_in_order(trainers[arm], [to_label(dataset, b) for b in batches])
     # the labeled arm's model (weights do not change the cost), its batches
     trainers = {**trainers, "forward": ForwardOnly(trainers["labeled"])}
     collate["forward"] = collate["labeled"]

@@ -11,7 +11,7 @@ shuffle it (``disable_shuffling``), so resuming mid-epoch lands on the same upda
 """
 import math
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
@@ -39,6 +39,14 @@ class Schedule:
         k = (update_num - self.pretrain_updates) % (self.unsup_updates + self.sup_updates)
         return UNSUP if k < self.unsup_updates else SUP
 
+    def count(self, mode: str, update_num: int) -> int:
+        """Updates of ``mode`` before ``update_num``."""
+        warm = min(update_num, self.pretrain_updates) if mode == self.warmup else 0
+        cycles, k = divmod(max(update_num - self.pretrain_updates, 0), self.unsup_updates + self.sup_updates)
+        if mode == UNSUP:
+            return warm + cycles * self.unsup_updates + min(k, self.unsup_updates)
+        return warm + cycles * self.sup_updates + max(k - self.unsup_updates, 0)
+
     def updates_per_epoch(self, unsup_batches: int, sup_batches: int, batches_per_update: int) -> int:
         """Updates in one epoch: one pass over the unlabeled batches at the alternating ratio
         (or over the labeled ones when there are no unsupervised updates)."""
@@ -58,9 +66,12 @@ def _cycle(batches: Sequence[List[int]], rng: np.random.RandomState) -> Iterator
 
 
 def epoch_batches(schedule: Schedule, batches: Dict[str, Sequence[List[int]]], epoch: int, seed: int,
-                  batches_per_update: int) -> List[List[int]]:
+                  batches_per_update: int,
+                  unsup: Optional[Callable[[int], List[List[int]]]] = None) -> List[List[int]]:
     """The batch list of ``epoch`` (1-based): ``updates_per_epoch`` updates, each
-    ``batches_per_update`` batches of the kind ``schedule.mode`` gives its global update number."""
+    ``batches_per_update`` batches of the kind ``schedule.mode`` gives its global update number,
+    drawn from a reshuffled cycle over that kind's batches; ``unsup(update_num)``, when given,
+    gives an unsupervised update's batches instead (slimIPL's cache: ``data.pl_cache_batches``)."""
     n = schedule.updates_per_epoch(len(batches[UNSUP]), len(batches[SUP]), batches_per_update)
     first = (epoch - 1) * n
     streams = {
@@ -72,5 +83,8 @@ def epoch_batches(schedule: Schedule, batches: Dict[str, Sequence[List[int]]], e
         mode = schedule.mode(update_num)
         if mode not in streams:
             raise ValueError(f"update {update_num} is {mode} but there are no {mode}ervised batches")
-        out.extend(next(streams[mode]) for _ in range(batches_per_update))
+        if mode == UNSUP and unsup is not None:
+            out.extend(unsup(update_num))
+        else:
+            out.extend(next(streams[mode]) for _ in range(batches_per_update))
     return out

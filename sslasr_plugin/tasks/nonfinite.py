@@ -75,6 +75,14 @@ def zero_loss(model, dtype: torch.dtype, device) -> torch.Tensor:
     return sum(p.reshape(-1)[0] * 0.0 for p in model.parameters() if p.requires_grad).to(dtype)
 
 
+def skip_step(optimizer) -> None:
+    """What an update without an optimizer step owes the optimizer: an AMP loss scaler that
+    unscaled the update's gradients is updated at the same scale, or its next update fails
+    ("unscale_() has already been called")."""
+    if isinstance(optimizer, AMPOptimizer):
+        optimizer.scaler.update(optimizer.scaler.get_scale())
+
+
 class _Guarded:
     """Calls the criterion; a non-finite loss becomes an exact zero (``zero_loss``)."""
 
@@ -169,9 +177,8 @@ class NonFiniteGuard:
         )
 
     def _skip_nonfinite_update(self, model, update_num: int, optimizer) -> bool:
-        """True when every batch of this update, on every rank, had a non-finite loss.  An AMP loss
-        scaler that unscaled this update's gradients is reset, or its next update fails
-        ("unscale_() has already been called")."""
+        """True when every batch of this update, on every rank, had a non-finite loss (the step is
+        then skipped: ``skip_step``)."""
         n_bad, n_all = self._nf_counts if self._nf_update == update_num else (0, 0)
         if rank_and_world()[1] > 1:
             device = next(model.parameters()).device
@@ -182,8 +189,7 @@ class NonFiniteGuard:
             self._nf_streak = 0
             return False
         self._nf_streak += 1
-        if isinstance(optimizer, AMPOptimizer):  # what step() would have done, at the same scale
-            optimizer.scaler.update(optimizer.scaler.get_scale())
+        skip_step(optimizer)
         patience = self.cfg.nonfinite_patience
         logger.warning(f"update {update_num + 1} skipped: the loss of every batch was non-finite "
                        f"({self._nf_streak} such update(s) in a row)")

@@ -2,14 +2,17 @@
 (Likhomanenko et al. 2022), for CTC models.
 
 The model labels unlabeled audio as it trains (greedy CTC or frame distributions, no language
-model), through slimIPL's dynamic cache (``data.pl_cache``); the EMA model labels with
-``ema.store_ema=true``.  Labeling statistics are logged and watched by a collapse detector
-(``decoding.online_labels``).  The cache is saved in checkpoints, so a resumed run makes the same
+model), through slimIPL's dynamic cache (``data.pl_cache``), whose batches the sampler chooses
+ahead (``data.pl_cache_batches``); the EMA model labels with ``ema.store_ema=true``.  While the
+cache fills, its reads label and store a batch each and make no update, as flashlight's recipe
+(``task.train_while_filling=true``: train on each such batch too).  Labeling statistics are
+logged and watched by a collapse detector (``decoding.online_labels``).  The cache is saved in checkpoints, so a resumed run makes the same
 decisions.  The cache's workings are in docs/design.md ("slimIPL's cache").
 
     fairseq-hydra-train --config-dir examples/slimipl --config-name slimipl \\
         common.user_dir=sslasr_plugin task.data=$PWD/data/demo checkpoint.save_dir=$PWD/exp/slimipl
 """
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -17,24 +20,24 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
-from fairseq import metrics, utils
-from fairseq.data import data_utils
+from fairseq import metrics
 from fairseq.data.audio.raw_audio_dataset import FileAudioDataset
 from fairseq.dataclass import ChoiceEnum
 from fairseq.distributed import utils as distributed_utils
 from fairseq.modules import FairseqDropout
 from fairseq.tasks import register_task
 from omegaconf import II
-from torch.nn.utils.rnn import pad_sequence
 
 from ..batch_modes import PL, SUP, UNSUP, batch_mode
-from ..data.alternating_batches import Schedule
+from ..data.alternating_batches import Schedule, epoch_batches
 from ..data.pl_cache import PseudoLabelCache
+from ..data.pl_cache_batches import CacheBatches, PseudoLabelingDataset
 from sslasr_data.validate import validate_split
 from ..decoding.ctc import greedy_decode
 from ..decoding.lm import LmBeamDecoder
 from ..decoding.online_labels import CollapseDetector, LabelStats, label_batch
 from ..parallel import rank_and_world
+from .nonfinite import skip_step, zero_loss
 from .two_stream import TwoStreamConfig, TwoStreamTask
 
 logger = logging.getLogger(__name__)
@@ -59,6 +62,12 @@ class SlimIplConfig(TwoStreamConfig):
     cache_size: int = field(default=100, metadata={"help": "batches in the cache (slimIPL: 100 or 1000)"})
     cache_replace_prob: float = field(
         default=0.1, metadata={"help": "probability that a used cache entry is replaced by a new batch (slimIPL: 0.1)"}
+    )
+    train_while_filling: bool = field(
+        default=False,
+        metadata={"help": "while the cache fills (its first cache_size reads), also train on each newly labeled "
+                  "batch (naive IPL for those reads); false: label and store only, no update, as flashlight's "
+                  "slimIPL (its update counter, and so the LR schedule, still advances)"},
     )
     pseudo_labels: PSEUDO_LABELS = field(
         default="hard", metadata={"help": "hard: greedy transcripts (CTC); soft: per-frame distributions"}
@@ -99,6 +108,9 @@ class SlimIplTask(TwoStreamTask):
         self._oracle: List[Optional[List[int]]] = []  # per unlabeled utterance, in stream order
         self._unsup_count = 0
         self._dropout_lowered = False
+        self._cache_batches: Optional[CacheBatches] = None
+        self._reads = (None, 0, 0)  # (update_num, filling reads, trained reads) of the update being accumulated
+        self._read_ids = ""  # chained digest of the ids this rank's reads labeled and trained on (resume checks)
         self._decode = self._labeling_decoder(cfg) if cfg.pl_decoder == "lm" else greedy_decode
 
     def _labeling_decoder(self, cfg: SlimIplConfig):
@@ -144,6 +156,22 @@ class SlimIplTask(TwoStreamTask):
         d = self.target_dictionary
         return [d.encode_line(line, append_eos=False, add_if_not_exist=False).tolist() for line in lines]
 
+    def two_stream_dataset(self, sup, unsup) -> PseudoLabelingDataset:
+        return PseudoLabelingDataset(sup, unsup)
+
+    def epoch_batch_list(self, dataset: PseudoLabelingDataset, batches, epoch: int, seed: int, shards: int,
+                         freq: int) -> List[List[int]]:
+        """The epoch's batches; an unlabeled update's are those its ``freq`` cache reads need
+        (``CacheBatches``: the batch each read trains on, and the one it labels)."""
+        cached = self._cache_batches
+        if cached is None or (cached.seed, cached.shards, cached.batches) != (seed, shards, batches[UNSUP]):
+            cached = self._cache_batches = CacheBatches(self.cache.decide, batches[UNSUP], seed, shards)
+
+        def unsup(update_num: int) -> List[List[int]]:
+            return cached.reads(freq * self.schedule.count(UNSUP, update_num), freq, dataset.fresh_offset())
+
+        return epoch_batches(self.schedule, batches, epoch, seed, shards * freq, unsup=unsup)
+
     def load_dataset(self, split: str, task_cfg: SlimIplConfig = None, **kwargs):
         if split == self.cfg.train_subset:
             self._oracle = []
@@ -168,68 +196,120 @@ class SlimIplTask(TwoStreamTask):
                    **kwargs):
         if update_num >= self.cfg.warmup_updates and self.cfg.unsup_updates > 0:
             self._lower_dropout(model)
-        stats = {}
-        if batch_mode(sample) == UNSUP:
-            sample, stats = self._pseudo_labeled(sample, ema_model if ema_model is not None else model, update_num)
-        loss, sample_size, log = super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad,
+        if batch_mode(sample) != UNSUP:
+            return super().train_step(sample, model, criterion, optimizer, update_num, ignore_grad, **kwargs)
+        if ignore_grad:  # a stand-in batch (a rank without one): no read of the cache; DDP still syncs
+            loss = zero_loss(model, torch.float32, next(model.parameters()).device)
+            optimizer.backward(loss)
+            return loss, 0, {}
+        pl_sample, log = self._pseudo_labeled(sample, ema_model if ema_model is not None else model, update_num)
+        self._count_read(update_num, trained=pl_sample is not None)
+        if pl_sample is None:  # a filling read: labeled and stored, no update (flashlight's recipe)
+            self.track_mode({"mode": PL}, update_num, ignore_grad)  # a read of a pseudo-labeled update
+            return torch.zeros(()), 0, dict(log, pl_fill=1)
+        loss, sample_size, out = super().train_step(pl_sample, model, criterion, optimizer, update_num, ignore_grad,
                                                     **kwargs)
-        log.update(stats)
-        return loss, sample_size, log
+        out.update(log)
+        return loss, sample_size, out
+
+    def _count_read(self, update_num: int, trained: bool) -> None:
+        seen, filling, done = self._reads if self._reads[0] == update_num else (update_num, 0, 0)
+        self._reads = (seen, filling + (not trained), done + trained)
+
+    def take_step(self, optimizer, model, update_num):
+        """No optimizer step for an update whose every read only filled the cache (the same on
+        every rank: the plan is shared)."""
+        seen, filling, trained = self._reads
+        if seen == update_num and filling and not trained:
+            skip_step(optimizer)
+            return
+        super().take_step(optimizer, model, update_num)
 
     def valid_step(self, sample, model, criterion, ema_model=None, **kwargs):
         return super().valid_step(sample, model, criterion)  # validates the model, not its EMA
 
     def _lower_dropout(self, model) -> None:
+        """slimIPL's dynamic dropout: every dropout of the model above ``pl_dropout`` -- modules, and
+        float ``dropout`` attributes that a module applies itself (fairseq's TransformerEncoder after
+        its positional convolution) -- and every layerdrop above ``pl_layerdrop`` is lowered."""
         if self._dropout_lowered:
             return
         self._dropout_lowered = True
         changed = set()
+        p, drop = self.cfg.pl_dropout, self.cfg.pl_layerdrop
         for name, m in model.named_modules():
-            p = self.cfg.pl_dropout
             if p is not None and isinstance(m, (torch.nn.Dropout, FairseqDropout)) and m.p > p:
                 changed.add(f"{name}.p {m.p}")
                 m.p = p
-            drop = self.cfg.pl_layerdrop
-            if drop is not None and isinstance(getattr(m, "layerdrop", None), float) and m.layerdrop > drop:
-                changed.add(f"{name}.layerdrop {m.layerdrop}")
-                m.layerdrop = drop
+            for attr, low in (("dropout", p), ("layerdrop", drop)):
+                value = getattr(m, attr, None)
+                if low is not None and isinstance(value, float) and value > low:
+                    changed.add(f"{name}.{attr} {value}")
+                    setattr(m, attr, low)
         if changed:
             logger.info(f"pseudo-labeling starts: lowered to dropout {self.cfg.pl_dropout} / layerdrop "
                         f"{self.cfg.pl_layerdrop}: {', '.join(sorted(changed))}")
 
     def _pseudo_labeled(self, sample, teacher, update_num: int):
-        """The batch this unlabeled update trains on, with its pseudo-labels; and the labeling
-        statistics of the incoming batch if it was labeled."""
+        """The pseudo-labeled batch this read of the cache trains on (None: a filling read that does
+        not train), and the labeling statistics of the batch it labeled, if any.  The sampler has put
+        the slot's batch in ``sample`` and the batch to label under ``"fresh"``."""
         rank, _ = rank_and_world()
         slot, relabel = self.cache.plan()
-        fresh, log = None, {}
-        if relabel:
-            d = self.target_dictionary
-            ids = sample["id"].cpu()
-            first = self.datasets[self.cfg.train_subset].offset[UNSUP]
-            oracle = [self._oracle[i - first] for i in ids.tolist()]
-            labels = label_batch(teacher, sample["net_input"], self._blank, drop=(d.pad(), d.eos()),
-                                 soft=self.cfg.pseudo_labels == "soft", sample_rate=self.cfg.sample_rate,
-                                 oracle=oracle, decoder=self._decode)
-            part = {"ids": ids, "tokens": labels.tokens, "log_probs": labels.log_probs or [],
-                    "stats": labels.stats.as_dict()}
-            parts = self._gather(part)
-            total = sum((LabelStats(**p.pop("stats")) for p in parts), LabelStats())
-            fresh = {"parts": parts}
-            message = self.detector.update(total, update_num)
-            if message:
-                logger.warning(message)
-                if self.detector.collapsed and self.cfg.stop_on_collapse:
-                    raise RuntimeError(message + " (task.stop_on_collapse=true)")
-            log = {_STAT + k: v for k, v in labels.stats.as_dict().items()}
-            log[_STAT + "collapsed"] = int(self.detector.collapsed)
-        if not self.cache.full:
+        filling = not self.cache.full
+        if relabel != ("fresh" in sample) or filling == ("net_input" in sample):
+            raise RuntimeError(self._misaligned(slot))
+        fresh, log = self._label(sample["fresh"], teacher, update_num) if relabel else (None, {})
+        self._digest_ids("labeled", fresh["parts"][rank]["ids"] if relabel else None)
+        self._digest_ids("trained", sample["id"].cpu() if "net_input" in sample else None)
+        pad = self.target_dictionary.pad()
+        if filling:
             self.cache.put(slot, fresh)
-            return self._with_labels(sample, fresh["parts"][rank]), log
-        entry = self.cache[slot]
+            if not self.cfg.train_while_filling:
+                return None, log
+            return PseudoLabelingDataset.with_labels(sample["fresh"], fresh["parts"][rank], pad), log
+        part = self.cache[slot]["parts"][rank]
+        if not torch.equal(sample["id"].cpu(), part["ids"]):
+            raise RuntimeError(self._misaligned(slot))
         if fresh is not None:
             self.cache.put(slot, fresh)
-        return self._with_labels(self._reload(entry["parts"][rank]["ids"], like=sample), entry["parts"][rank]), log
+        return PseudoLabelingDataset.with_labels(sample, part, pad), log
+
+    def _digest_ids(self, what: str, ids) -> None:
+        """Chains ``ids`` into the digest of the reads so far, which checkpoints keep: two runs whose
+        digests agree labeled and trained on the same utterances in the same order."""
+        listed = "-" if ids is None else ",".join(map(str, ids.tolist()))
+        self._read_ids = hashlib.sha1(f"{self._read_ids}|{what}:{listed}".encode()).hexdigest()
+
+    def _misaligned(self, slot: int) -> str:
+        return (f"the unlabeled batch the loader gave is not the one slimIPL's cache reads (slot {slot}, "
+                f"{self.cache.reads} reads of the full cache): the run was resumed with other settings than its "
+                "checkpoint (world size, update_freq, max_tokens, cache_size, seed, data), or from a checkpoint "
+                "made before the sampler chose the cache's batches; resume with the checkpoint's settings, or "
+                "start a new run from its weights (checkpoint.finetune_from_model=...)")
+
+    def _label(self, batch, teacher, update_num: int):
+        """Labels ``batch`` with ``teacher``: (the cache entry, every rank's part; this rank's
+        labeling statistics for the log).  Feeds the collapse detector."""
+        d = self.target_dictionary
+        ids = batch["id"].cpu()
+        first = self.datasets[self.cfg.train_subset].offset[UNSUP]
+        oracle = [self._oracle[i - first] for i in ids.tolist()]
+        labels = label_batch(teacher, batch["net_input"], self._blank, drop=(d.pad(), d.eos()),
+                             soft=self.cfg.pseudo_labels == "soft", sample_rate=self.cfg.sample_rate,
+                             oracle=oracle, decoder=self._decode)
+        part = {"ids": ids, "tokens": labels.tokens, "log_probs": labels.log_probs or [],
+                "stats": labels.stats.as_dict()}
+        parts = self._gather(part)
+        total = sum((LabelStats(**p.pop("stats")) for p in parts), LabelStats())
+        message = self.detector.update(total, update_num)
+        if message:
+            logger.warning(message)
+            if self.detector.collapsed and self.cfg.stop_on_collapse:
+                raise RuntimeError(message + " (task.stop_on_collapse=true)")
+        log = {_STAT + k: v for k, v in labels.stats.as_dict().items()}
+        log[_STAT + "collapsed"] = int(self.detector.collapsed)
+        return {"parts": parts}, log
 
     @property
     def _blank(self) -> int:
@@ -245,56 +325,40 @@ class SlimIplTask(TwoStreamTask):
         torch.distributed.all_gather_object(parts, part, group=distributed_utils.get_data_parallel_group())
         return parts
 
-    def _reload(self, ids: torch.Tensor, like) -> Dict[str, Any]:
-        """The batch of ``ids`` as the data loader gives it, on ``like``'s device and dtype."""
-        dataset = self.datasets[self.cfg.train_subset]
-        batch = dataset.collater([dataset[int(i)] for i in ids])
-        if not torch.equal(batch["id"], ids):
-            raise RuntimeError("a cached batch did not reload in its order: its pseudo-labels would be misaligned")
-        source = like["net_input"]["source"]
-        batch = utils.apply_to_sample(lambda t: t.to(source.device), batch)
-        batch["net_input"]["source"] = batch["net_input"]["source"].to(source.dtype)
-        return batch
-
-    def _with_labels(self, batch, part) -> Dict[str, Any]:
-        d = self.target_dictionary
-        device = batch["net_input"]["source"].device
-        tokens = [t.long() for t in part["tokens"]]
-        batch = dict(batch, mode=PL)
-        batch["target"] = data_utils.collate_tokens(tokens, pad_idx=d.pad(), left_pad=False).to(device)
-        batch["target_lengths"] = torch.tensor([len(t) for t in tokens], device=device)
-        batch["ntokens"] = int(batch["target_lengths"].sum())
-        if part["log_probs"]:
-            batch["pl_log_probs"] = pad_sequence(part["log_probs"], batch_first=True).to(device)
-            batch["pl_frames"] = torch.tensor([len(lp) for lp in part["log_probs"]], device=device)
-        return batch
-
     # checkpoints and logs --------------------------------------------------------------------
 
     def get_checkpoint_dict(self) -> Dict[str, Any]:
         """fairseq's hook for task state in checkpoints (saved in ``extra_state`` beside the
         training iterator's position, restored with it on resume)."""
-        cache = dict(self.cache.state_dict(), world_size=rank_and_world()[1], unlabeled_utterances=self._unsup_count)
+        cache = dict(self.cache.state_dict(), size=self.cache.size, world_size=rank_and_world()[1],
+                     unlabeled_utterances=self._unsup_count, read_ids_sha1=self._read_ids)
         return {self.__class__.__name__: {"slimipl_cache": cache}}
 
     def set_checkpoint_dict(self, state: Dict[str, Any]) -> None:
+        """Restores the cache; the sampler recomputes the batches it holds from the run's settings, so
+        a cache built under other settings cannot continue (the error says what changed)."""
         cache = state.get("slimipl_cache")
         if cache is None:
             return
         _, world = rank_and_world()
-        if cache["world_size"] != world:
-            logger.warning(f"the checkpoint's pseudo-label cache was built by {cache['world_size']} ranks, this run "
-                           f"has {world}: the cache starts empty")
-        elif cache["unlabeled_utterances"] != self._unsup_count:
-            logger.warning(f"the checkpoint's pseudo-label cache indexes {cache['unlabeled_utterances']} unlabeled "
-                           f"utterances, the data now has {self._unsup_count}: the cache starts empty")
-        else:
-            self.cache.load_state_dict(cache)
-            logger.info(f"pseudo-label cache restored: {len(self.cache)} of {self.cache.size} batches, "
-                        f"{self.cache.reads} reads")
+        changed = [f"{what}: {then} in the checkpoint, {now} now" for what, then, now in (
+            ("ranks", cache["world_size"], world),
+            ("unlabeled utterances", cache["unlabeled_utterances"], self._unsup_count),
+            ("task.cache_size", cache.get("size", self.cache.size), self.cache.size)) if then != now]
+        if changed:
+            raise ValueError(f"the checkpoint's pseudo-label cache cannot continue ({'; '.join(changed)}): resume "
+                             "with the checkpoint's settings, or start a new run from its weights "
+                             "(checkpoint.finetune_from_model=...), whose cache fills afresh")
+        self.cache.load_state_dict(cache)
+        self._read_ids = cache.get("read_ids_sha1", "")
+        logger.info(f"pseudo-label cache restored: {len(self.cache)} of {self.cache.size} batches, "
+                    f"{self.cache.reads} reads")
 
     def reduce_metrics(self, logging_outputs, criterion):
         super().reduce_metrics(logging_outputs, criterion)
+        fills = sum(log.get("pl_fill", 0) for log in logging_outputs)
+        if fills:  # reads that only filled the cache (no update on them)
+            metrics.log_scalar_sum("pl_fill", fills, round=0)
         total = sum((LabelStats(**{k[len(_STAT):]: log[k] for k in log if k.startswith(_STAT) and k != _STAT + "collapsed"})
                      for log in logging_outputs if _STAT + "frames" in log), LabelStats())
         if not total.frames:

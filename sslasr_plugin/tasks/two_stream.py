@@ -57,6 +57,15 @@ class TwoStreamTask(AudioCtcTask):
 
     # data --------------------------------------------------------------------------------------
 
+    def two_stream_dataset(self, sup, unsup) -> TwoStreamDataset:
+        """The training split's dataset over its labeled and unlabeled streams."""
+        return TwoStreamDataset(sup, unsup)
+
+    def epoch_batch_list(self, dataset: TwoStreamDataset, batches, epoch: int, seed: int, shards: int,
+                         freq: int) -> List[List[int]]:
+        """The batch list of ``epoch``, laid out update by update (``epoch_batches``)."""
+        return epoch_batches(self.schedule, batches, epoch, seed, shards * freq)
+
     def load_dataset(self, split: str, task_cfg: TwoStreamConfig = None, **kwargs):
         if split != self.cfg.train_subset:
             return super().load_dataset(split, task_cfg, **kwargs)
@@ -70,7 +79,7 @@ class TwoStreamTask(AudioCtcTask):
                              "task.unlabeled_subsets or task.unsup_on_labeled=true")
         super().load_dataset(split, task_cfg, **kwargs)
         unsup = unsup[0] if len(unsup) == 1 else ConcatDataset(unsup) if unsup else None
-        self.datasets[split] = TwoStreamDataset(self.datasets[split], unsup)
+        self.datasets[split] = self.two_stream_dataset(self.datasets[split], unsup)
         logger.info(f"{split}: {len(self.datasets[split].streams[SUP])} labeled utterances, "
                     f"{len(self.datasets[split].streams[UNSUP])} "
                     f"unlabeled ({', '.join(names + ([split] if self.cfg.unsup_on_labeled else []))}); "
@@ -90,7 +99,7 @@ class TwoStreamTask(AudioCtcTask):
 
         def alternating(ds, ep):
             freq = update_freq[min(ep, len(update_freq)) - 1]
-            return epoch_batches(self.schedule, batches, ep, opts["seed"], opts["num_shards"] * freq)
+            return self.epoch_batch_list(ds, batches, ep, opts["seed"], opts["num_shards"], freq)
 
         # the list is laid out update by update: fairseq must not shuffle it
         return sampled_iterator(dataset, alternating, opts, disable_shuffling=True)

@@ -15,7 +15,7 @@ def test_pseudo_labels_are_lexicon_words_with_a_word_lm(tiny_corpus, tmp_path):
     proc = _train(tiny_corpus, tmp_path / "run", "task.pl_decoder=lm", f"task.kenlm_model={lm / 'word.bin'}",
                   f"task.lexicon={lm / 'lexicon.txt'}", "task.word_score=100", "task.pl_lm_weight=1", "task.pl_beam=20",
                   "task.beam_threshold=1000")  # keep the untrained model's letters in the beam
-    assert _update_kinds(proc.stdout) == ["sup", "pl", "pl"]
+    assert _update_kinds(proc.stdout) == ["sup", "fill", "pl"]  # the first pseudo-labeled update fills the cache
     cache = load_checkpoint(tmp_path / "run" / "checkpoint_last.pt")["extra_state"]["SlimIplTask"]["slimipl_cache"]
     symbols = [line.split()[0] for line in (tiny_corpus / "dict.ltr.txt").read_text().splitlines()]
     lexicon = {line.split("\t")[0] for line in (lm / "lexicon.txt").read_text().splitlines()}

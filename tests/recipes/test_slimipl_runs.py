@@ -9,13 +9,16 @@ import pytest
 import torch
 
 from sslasr_plugin.checkpoint import load_checkpoint
+from sslasr_plugin.data.alternating_batches import Schedule
+from sslasr_plugin.data.pl_cache import CachePlan
 from tests.helpers import BIN, REPO, generate, hydra_train, run_cli
 
 pytestmark = pytest.mark.slow
 
 SLIMIPL = "examples/slimipl"
 BLANK = 0  # fairseq's <s>, the CTC blank
-# updates: 0 warm-up (labeled), then cycles of 2 pseudo-labeled + 1 labeled
+# updates: 0 warm-up (labeled), then cycles of 2 pseudo-labeled + 1 labeled; update 1 fills the
+# 1-batch cache (labels a batch, no update: flashlight's recipe), update 2 trains on it
 SCHEDULE = ("task.warmup_updates=1", "task.sup_updates=1", "task.cache_size=1",
             "task.cache_replace_prob=0.5", "dataset.max_tokens=100000")
 UPDATE = re.compile(r"\[train_inner\].*num_updates=(\d+)")
@@ -33,20 +36,21 @@ def _update_kinds(stdout):
         m = UPDATE.search(line)
         if m:
             kinds[int(m.group(1))] = ("pl" if re.search(r"pl_loss=[\d.]", line) else
-                                      "sup" if re.search(r"sup_loss=[\d.]", line) else "?")
+                                      "sup" if re.search(r"sup_loss=[\d.]", line) else
+                                      "fill" if re.search(r"pl_fill=\d", line) else "?")
     return [kinds[u] for u in sorted(kinds)]
 
 
 VARIANTS = {
-    "slimipl": ((), ["sup", "pl", "pl"]),
+    "slimipl": ((), ["sup", "fill", "pl"]),
     "supervised_only": (("+variant=supervised_only",), ["sup", "sup", "sup"]),
-    "ema": (("+variant=ema",), ["sup", "pl", "pl"]),
-    "soft": (("+variant=soft",), ["sup", "pl", "pl"]),
-    "soft_ctc_mix": (("+variant=soft_ctc_mix",), ["sup", "pl", "pl"]),
-    "soft_blank": (("+variant=soft_blank",), ["sup", "pl", "pl"]),
-    "soft_temperature": (("+variant=soft_temperature",), ["sup", "pl", "pl"]),
-    "soft_entropy": (("+variant=soft_entropy",), ["sup", "pl", "pl"]),
-    "soft_sampled": (("+variant=soft_sampled",), ["sup", "pl", "pl"]),
+    "ema": (("+variant=ema",), ["sup", "fill", "pl"]),
+    "soft": (("+variant=soft",), ["sup", "fill", "pl"]),
+    "soft_ctc_mix": (("+variant=soft_ctc_mix",), ["sup", "fill", "pl"]),
+    "soft_blank": (("+variant=soft_blank",), ["sup", "fill", "pl"]),
+    "soft_temperature": (("+variant=soft_temperature",), ["sup", "fill", "pl"]),
+    "soft_entropy": (("+variant=soft_entropy",), ["sup", "fill", "pl"]),
+    "soft_sampled": (("+variant=soft_sampled",), ["sup", "fill", "pl"]),
 }
 
 
@@ -60,7 +64,7 @@ def test_config_trains_pseudo_labels_and_decodes(variant, tiny_corpus, tmp_path)
     if "pl" not in kinds:
         assert "pl_blank_ratio" not in proc.stdout and cache["entries"] == []
         return
-    # the first pseudo-labeled update labels its batch into the 1-entry cache
+    # the first pseudo-labeled update labels its batch into the 1-entry cache, the second trains on it
     for key in ("pl_blank_ratio", "pl_entropy", "pl_token_rate", "pl_rate_ratio", "pl_cer", "pl_collapsed"):
         assert re.search(rf"{key}=[\d.]+", proc.stdout), key
     (entry,) = cache["entries"]
@@ -126,11 +130,13 @@ def _run_args(corpus, save_dir, max_update, *overrides):
 
 
 def _assert_same_training_state(a_path, b_path):
-    """Same cache (ids, labels, reads) and same weights."""
+    """Same cache (ids, labels, reads), the same utterances labeled and trained on at every read
+    (the digest chained over the reads' ids), and same weights."""
     a, b = load_checkpoint(a_path), load_checkpoint(b_path)
     assert a["optimizer_history"][-1]["num_updates"] == b["optimizer_history"][-1]["num_updates"]
     ca, cb = (s["extra_state"]["SlimIplTask"]["slimipl_cache"] for s in (a, b))
     assert ca["reads"] == cb["reads"] and len(ca["entries"]) == len(cb["entries"]) == 2
+    assert len(ca["read_ids_sha1"]) == 40 and ca["read_ids_sha1"] == cb["read_ids_sha1"]
     for ea, eb in zip(ca["entries"], cb["entries"]):
         (pa,), (pb,) = ea["parts"], eb["parts"]
         assert torch.equal(pa["ids"], pb["ids"])
@@ -152,7 +158,7 @@ def test_resume_continues_with_the_same_cache_and_schedule(tiny_corpus, tmp_path
     run_cli(_run_args(tiny_corpus, tmp_path / "resumed", 3))
     resumed = run_cli(_run_args(tiny_corpus, tmp_path / "resumed", 7))
     assert "pseudo-label cache restored: 2 of 2 batches, 0 reads" in resumed.stdout
-    assert _update_kinds(straight.stdout) == ["sup", "pl", "pl", "sup", "pl", "pl", "sup"]
+    assert _update_kinds(straight.stdout) == ["sup", "fill", "fill", "sup", "pl", "pl", "sup"]
     assert _update_kinds(resumed.stdout) == ["sup", "pl", "pl", "sup"]  # updates 4..7
     assert load_checkpoint(tmp_path / "straight" / "checkpoint_last.pt")[
         "extra_state"]["SlimIplTask"]["slimipl_cache"]["reads"] == 2
@@ -160,21 +166,54 @@ def test_resume_continues_with_the_same_cache_and_schedule(tiny_corpus, tmp_path
                                 tmp_path / "resumed" / "checkpoint_last.pt")
 
 
+def _optimizer_steps(path) -> int:
+    """Adam's step count (every parameter's is the same)."""
+    steps = {int(s["step"]) for s in load_checkpoint(path)["last_optimizer_state"]["state"].values()}
+    assert len(steps) == 1, steps
+    return steps.pop()
+
+
+@pytest.mark.parametrize("train_while_filling,kinds,steps", [
+    ("false", ["sup", "fill", "fill", "sup", "pl", "pl", "sup"], 5),
+    ("true", ["sup", "pl", "pl", "sup", "pl", "pl", "sup"], 7),
+])
+def test_cache_filling_makes_no_update_unless_asked(tiny_corpus, tmp_path, train_while_filling, kinds, steps):
+    """7 updates with a 2-batch cache: updates 1 and 2 fill it.  flashlight's recipe (the default)
+    labels and stores there without an update, so Adam steps 5 times; the update counter (and the LR
+    schedule) still counts 7.  train_while_filling=true trains on each filling batch too: 7 steps."""
+    proc = run_cli(_run_args(tiny_corpus, tmp_path, 7, f"task.train_while_filling={train_while_filling}"))
+    assert _update_kinds(proc.stdout) == kinds
+    path = tmp_path / "checkpoint_last.pt"
+    assert load_checkpoint(path)["optimizer_history"][-1]["num_updates"] == 7
+    assert _optimizer_steps(path) == steps
+    assert ("pl_fill=1" in proc.stdout) == (train_while_filling == "false")
+
+
 @pytest.mark.parametrize("teacher", [(), ("+variant=ema",)], ids=["model", "ema"])
 def test_run_killed_with_sigkill_resumes_to_the_uninterrupted_state(tiny_corpus, tmp_path, teacher):
-    run_cli(_run_args(tiny_corpus, tmp_path / "straight", 7, *teacher))
+    """14 updates on unlabeled_ood (5 batches: 9-update epochs), killed after update 7 (checkpoint
+    at 6) and resumed, against 14 in one go.  The resumed part crosses the epoch boundary and
+    trains, right after, on a slot it has just relabeled (checked on the cache's plan below)."""
+    args = (tiny_corpus, tmp_path / "straight", 14, "task.unlabeled_subsets=unlabeled_ood", *teacher)
+    run_cli(_run_args(*args))
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([str(a) for a in _run_args(tiny_corpus, tmp_path / "killed", 7, *teacher)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:  # checkpoint at update 3; killed after update 4, two updates before the next
-        if re.search(r"num_updates=4,", line):
+    killed = _run_args(tiny_corpus, tmp_path / "killed", *args[2:])
+    proc = subprocess.Popen([str(a) for a in killed], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:  # checkpoint at update 6; killed after update 7, two updates before the next
+        if re.search(r"num_updates=7,", line):
             proc.send_signal(signal.SIGKILL)
             break
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
-    assert load_checkpoint(tmp_path / "killed" / "checkpoint_last.pt")["optimizer_history"][-1]["num_updates"] == 3
-    resumed = run_cli(_run_args(tiny_corpus, tmp_path / "killed", 7, *teacher))
-    assert "pseudo-label cache restored" in resumed.stdout
+    assert load_checkpoint(tmp_path / "killed" / "checkpoint_last.pt")["optimizer_history"][-1]["num_updates"] == 6
+    resumed = run_cli(killed)
+    assert "pseudo-label cache restored: 2 of 2 batches, 2 reads" in resumed.stdout
+    assert "begin training epoch 2" in resumed.stdout
+    # reads of the full cache after the resume: 2 .. 6; read 3 relabels the slot read 4 trains on
+    schedule, plan = Schedule(1, 2, 1, warmup="sup"), CachePlan(2, 0.5, seed=1)
+    assert schedule.count("unsup", 6) - 2 == 2 and schedule.count("unsup", 14) - 2 == 7
+    assert plan(3) == (1, True) and plan(4)[0] == 1
     _assert_same_training_state(tmp_path / "straight" / "checkpoint_last.pt",
                                 tmp_path / "killed" / "checkpoint_last.pt")
 

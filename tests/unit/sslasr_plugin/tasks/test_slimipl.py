@@ -361,3 +361,54 @@ def test_cache_is_identical_on_every_rank_and_each_rank_trains_on_its_part():
     assert entries0 == entries1 and len(entries0) == 3
     assert all(e[1] == e[0] + 100 for e in entries0)  # rank 1's part was labeled at the same step
     assert [t + 100 for t in trained0] == trained1
+
+
+# ------------------------------------------------------------------ dynamic dropout
+
+
+def test_dynamic_dropout_lowers_every_dropout_of_the_model(monkeypatch):
+    """At the start of pseudo-labeling every dropout -- modules and the float ``dropout`` that
+    fairseq's TransformerEncoder applies itself after its positional convolution -- and the
+    layerdrop go from 0.5 to 0.1: the attributes, and the share of elements each dropout call
+    zeroes in a training-mode forward pass."""
+    from fairseq.modules import FairseqDropout
+
+    from sslasr_plugin.models.wav2vec2 import SslAsrWav2Vec2Config, SslAsrWav2Vec2Model
+    from sslasr_plugin.tasks.slimipl import SlimIplTask
+
+    cfg = SslAsrWav2Vec2Config(
+        frontend="fbank", conv_feature_layers="[(32, 3, 2)]", encoder_layers=2, encoder_embed_dim=32,
+        encoder_ffn_embed_dim=64, encoder_attention_heads=2, conv_pos=8, conv_pos_groups=4, layer_norm_first=True,
+        final_dim=16, dropout=0.5, attention_dropout=0.5, activation_dropout=0.5, dropout_input=0.5, dropout_features=0.5,
+        encoder_layerdrop=0.5,
+    )
+    model = SslAsrWav2Vec2Model(cfg).train()
+    calls = []  # (p, share of nonzero inputs zeroed) of every dropout call
+    dropout = torch.nn.functional.dropout
+
+    def recording(x, p=0.5, training=True, inplace=False):
+        out = dropout(x, p, training, inplace)
+        if training and x.numel() >= 2000:
+            calls.append((p, float(((out == 0) & (x != 0)).sum() / (x != 0).sum())))
+        return out
+
+    monkeypatch.setattr(torch.nn.functional, "dropout", recording)
+
+    def forward():
+        calls.clear()
+        torch.manual_seed(0)
+        model.extract_features(torch.randn(4, 16000), None)
+        return list(calls)
+
+    def attributes():
+        modules = [m.p for m in model.modules() if isinstance(m, (torch.nn.Dropout, FairseqDropout))]
+        return set(modules), model.encoder.dropout, model.encoder.layerdrop
+
+    assert attributes() == ({0.5}, 0.5, 0.5)
+    before = forward()
+    assert len(before) >= 3 and all(p == 0.5 and abs(rate - 0.5) < 0.05 for p, rate in before), before
+    task = SimpleNamespace(_dropout_lowered=False, cfg=SimpleNamespace(pl_dropout=0.1, pl_layerdrop=0.1))
+    SlimIplTask._lower_dropout(task, model)
+    assert attributes() == ({0.1}, 0.1, 0.1)
+    after = forward()
+    assert len(after) >= len(before) and all(p == 0.1 and abs(rate - 0.1) < 0.03 for p, rate in after), after
