@@ -99,18 +99,18 @@ def test_frame_labels_are_stretched_with_the_audio(tiny_corpus, tmp_path, lab):
 
 
 def test_both_streams_of_two_stream_tasks_are_perturbed(tiny_corpus):
-    task = _task(JointConfig, "sslasr_joint", tiny_corpus, speed_perturb=FACTORS, unsup_on_labeled=False)
+    task = _task(JointConfig, "sslasr_joint", tiny_corpus, speed_perturb=FACTORS)  # unlabeled + labeled audio
     task.load_dataset("labeled")
     dataset = task.dataset("labeled")
-    assert all(isinstance(dataset.streams[m], SpeedPerturbDataset) for m in (SUP, UNSUP))
+    assert isinstance(dataset.streams[SUP], SpeedPerturbDataset)
+    assert all(isinstance(d, SpeedPerturbDataset) for d in dataset.streams[UNSUP].datasets)
     for b in _epoch(task, dataset, 2):
         assert b["net_input"]["source"].numel() <= MAX_TOKENS
         stream = dataset.streams[b["mode"]]
-        local = [i - dataset.offset[b["mode"]] for i in b["id"].tolist()]
-        lengths = [min(stream.sizes[i], stream.max_sample_size) for i in local]
+        lengths = [stream.num_tokens(i - dataset.offset[b["mode"]]) for i in b["id"].tolist()]
         # labeled batches are padded; unlabeled ones cropped to their shortest utterance
-        assert _lengths(b) == (lengths if b["mode"] == SUP else [min(lengths)] * len(local))
-        assert stream.epoch == 2
+        assert _lengths(b) == (lengths if b["mode"] == SUP else [min(lengths)] * len(lengths))
+    assert dataset.streams[SUP].epoch == 2 and {d.epoch for d in dataset.streams[UNSUP].datasets} == {2}
 
 
 def test_soft_pseudo_labels_refuse_speed_perturbation(tiny_corpus):
