@@ -25,12 +25,13 @@ from sslasr_data.validate import validate_split
 from ..decoding.ctc import CtcGenerator
 from ..decoding.lm import LmBeamDecoder, LmDecodingConfig
 from .nonfinite import NONFINITE_PATIENCE_HELP, NonFiniteGuard
+from .speed_perturb import SpeedPerturbConfig, SpeedPerturbTask
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class AudioCtcConfig(AudioFinetuningConfig, LmDecodingConfig):
+class AudioCtcConfig(AudioFinetuningConfig, LmDecodingConfig, SpeedPerturbConfig):
     labels: Optional[str] = field(
         default="ltr", metadata={"help": "label file extension: {split}.{labels} and dict.{labels}.txt"}
     )
@@ -43,7 +44,7 @@ class AudioCtcConfig(AudioFinetuningConfig, LmDecodingConfig):
 
 
 @register_task("sslasr_audio_ctc", dataclass=AudioCtcConfig)
-class AudioCtcTask(NonFiniteGuard, AudioFinetuningTask):
+class AudioCtcTask(NonFiniteGuard, SpeedPerturbTask, AudioFinetuningTask):
     cfg: AudioCtcConfig
 
     def load_dataset(self, split: str, task_cfg: AudioCtcConfig = None, **kwargs):
@@ -51,6 +52,8 @@ class AudioCtcTask(NonFiniteGuard, AudioFinetuningTask):
         if self.cfg.check_data and task_cfg.get("multi_corpus_keys") is None:
             validate_split(self.cfg.data, split, task_cfg.labels, self.target_dictionary, self.cfg.sample_rate)
         super().load_dataset(split, task_cfg, **kwargs)
+        if split == self.cfg.train_subset:
+            self.datasets[split] = self.speed_perturbed(self.datasets[split])
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None, **unused):
         """Greedy CTC decoding, or beam search with ``--kenlm-model`` (fairseq-generate's ``--beam``

@@ -15,12 +15,13 @@ from sslasr_data.validate import check_audio_exists, check_frame_labels, check_l
 from ..models.wav2vec2 import load_encoder_weights
 from .batching import iterator_options, sampled_iterator
 from .nonfinite import NONFINITE_PATIENCE_HELP, NonFiniteGuard
+from .speed_perturb import SpeedPerturbConfig, SpeedPerturbTask
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
-class FrameLabelsConfig(HubertPretrainingConfig):
+class FrameLabelsConfig(HubertPretrainingConfig, SpeedPerturbConfig):
     label_aware_batching: bool = field(
         default=False,
         metadata={"help": "build batches with LAB (rarest label first, labels in pairs) instead of by length"},
@@ -35,7 +36,7 @@ class FrameLabelsConfig(HubertPretrainingConfig):
 
 
 @register_task("sslasr_frame_labels", dataclass=FrameLabelsConfig)
-class FrameLabelsTask(NonFiniteGuard, HubertPretrainingTask):
+class FrameLabelsTask(NonFiniteGuard, SpeedPerturbTask, HubertPretrainingTask):
     cfg: FrameLabelsConfig
 
     def build_model(self, cfg, from_checkpoint=False):
@@ -57,6 +58,8 @@ class FrameLabelsTask(NonFiniteGuard, HubertPretrainingTask):
             if self.cfg.label_rate > 0:
                 check_frame_labels(tsv, path, rows, self.cfg.label_rate, self.cfg.sample_rate)
         super().load_dataset(split, **kwargs)
+        if split == self.cfg.train_subset:
+            self.datasets[split] = self.speed_perturbed(self.datasets[split])
 
     def utterance_labels(self, dataset) -> LabelSets:
         """The distinct labels of every utterance in the first label stream (read once per dataset)."""
@@ -68,12 +71,13 @@ class FrameLabelsTask(NonFiniteGuard, HubertPretrainingTask):
         if not self.cfg.label_aware_batching:
             return super().get_batch_iterator(dataset, *args, **kwargs)
         opts = iterator_options(self, dataset, *args, **kwargs)
+        dataset.set_epoch(opts["epoch"])  # the batches of an epoch follow its sizes (speed perturbation)
         utt_labels = self.utterance_labels(dataset)
-        # Audio longer than max_sample_size is cropped by the dataset: batch by the cropped size.
-        sizes = np.minimum(dataset.sizes, dataset.max_sample_size)
         max_tokens = opts["max_tokens"] or np.iinfo(np.int64).max
 
         def batches(ds, ep):
+            # Audio longer than max_sample_size is cropped by the dataset: batch by the cropped size.
+            sizes = np.minimum(ds.sizes, ds.max_sample_size)
             out = label_aware_batches(utt_labels, sizes, max_tokens, opts["seed"], ep, opts["max_sentences"],
                                       buckets=self.cfg.label_aware_buckets)
             logger.info(f"label-aware batching, epoch {ep}: {len(out)} batches, "

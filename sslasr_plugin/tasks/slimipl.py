@@ -102,6 +102,10 @@ class SlimIplTask(TwoStreamTask):
     cfg: SlimIplConfig
 
     def __init__(self, cfg: SlimIplConfig):
+        if cfg.pseudo_labels == "soft" and any(f != 1 for f in cfg.speed_perturb):
+            raise ValueError("task.speed_perturb cannot be used with task.pseudo_labels=soft: a cached batch reloaded "
+                             "in a later epoch has another speed, and its per-frame labels would not fit its frames; "
+                             "use hard labels or task.speed_perturb=[]")
         super().__init__(cfg)
         self.cache = PseudoLabelCache(cfg.cache_size, cfg.cache_replace_prob, cfg.seed)
         self.detector: Optional[CollapseDetector] = None

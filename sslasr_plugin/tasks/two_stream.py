@@ -73,6 +73,7 @@ class TwoStreamTask(AudioCtcTask):
         unsup = [self.unlabeled_dataset(s) for s in names]
         if self.cfg.unsup_on_labeled:
             unsup.append(self.unlabeled_dataset(split, check=False))  # checked below, with its labels
+        unsup = [self.speed_perturbed(d) for d in unsup]
         if not unsup and (self.schedule.unsup_updates or
                           (self.schedule.pretrain_updates and self.schedule.warmup == UNSUP)):
             raise ValueError("unsupervised updates are scheduled but no audio is given for them: set "
@@ -89,6 +90,7 @@ class TwoStreamTask(AudioCtcTask):
         if not isinstance(dataset, TwoStreamDataset):
             return super().get_batch_iterator(dataset, *args, **kwargs)
         opts = iterator_options(self, dataset, *args, **kwargs)
+        dataset.set_epoch(opts["epoch"])  # the streams' batches follow the epoch's sizes (speed perturbation)
         batches = {}
         with data_utils.numpy_seed(opts["seed"]):
             for mode, stream in dataset.streams.items():

@@ -119,3 +119,18 @@ def test_demo_script_runs_the_ablation_arms(pseudo_labels, ctc_checkpoint, tiny_
     bad = run_cli([*env[:-1], "ARMS=csl csl_nolab", "bash", "examples/csl/run_demo.sh"], check=False)
     assert bad.returncode == 2 and "unknown arm 'csl_nolab'" in bad.stderr
     assert not (tmp_path / "csl").exists()
+
+
+def test_csl_with_speed_perturbation_and_gradient_accumulation(pseudo_labels, tiny_corpus, tmp_path):
+    """Frame labels stretched with the perturbed audio pass the CSL criterion's frame check (it
+    refuses labels more than 2 frames off the encoder's); update_freq=2 takes two label-aware
+    batches per update."""
+    proc = hydra_train("examples/csl", "csl", tiny_corpus, tmp_path, f"task.label_dir={pseudo_labels}",
+                       "task.speed_perturb=[0.9,1.0,1.1]", "optimization.update_freq=[2]", "dataset.max_tokens=160000")
+    drawn = re.findall(r"speed perturbation, epoch 1: utterances per factor 0.9: (\d+), 1: (\d+), 1.1: (\d+)",
+                       proc.stdout + proc.stderr)
+    assert drawn and sum(map(int, drawn[0])) == 24 and min(map(int, drawn[0])) > 0  # the tiny unlabeled split
+    ckpt = load_checkpoint(tmp_path / "checkpoint_last.pt")
+    assert ckpt["cfg"]["task"]["speed_perturb"] == [0.9, 1.0, 1.1]
+    assert ckpt["optimizer_history"][-1]["num_updates"] == 3
+    assert ckpt["extra_state"]["train_iterator"]["iterations_in_epoch"] == 6  # 3 updates x 2 batches

@@ -1,0 +1,122 @@
+"""task.speed_perturb in every plugin task, on the tiny corpus: the training split (both streams
+of the two-stream tasks) is perturbed as drawn, through fairseq's iterators and data-loader
+workers; validation is not; frame labels are stretched to the perturbed audio; a resumed epoch
+gets the same batches."""
+import pytest
+import torch
+from fairseq import tasks
+from fairseq.dataclass.configs import FairseqConfig
+from omegaconf import OmegaConf
+
+from sslasr_data.validate import frame_label_problem, read_manifest
+from sslasr_plugin.batch_modes import SUP, UNSUP
+from sslasr_plugin.data.speed_perturb import SpeedPerturbDataset
+from sslasr_plugin.tasks.audio_ctc import AudioCtcConfig
+from sslasr_plugin.tasks.frame_labels import FrameLabelsConfig
+from sslasr_plugin.tasks.joint import JointConfig
+from sslasr_plugin.tasks.slimipl import SlimIplConfig
+
+FACTORS = [0.9, 1.0, 1.1]
+MAX_TOKENS = 150000
+
+
+def _task(config, name, data, train_subset="labeled", **overrides):
+    cfg = OmegaConf.structured(FairseqConfig())
+    cfg.dataset.train_subset = train_subset
+    cfg.common.seed = 5
+    cfg.task = OmegaConf.merge(OmegaConf.structured(config), {"_name": name, "data": str(data), **overrides})
+    return tasks.setup_task(cfg.task)
+
+
+def _epoch(task, dataset, epoch, num_workers=0):
+    itr = task.get_batch_iterator(dataset, max_tokens=MAX_TOKENS, seed=5, epoch=epoch, num_workers=num_workers)
+    return list(itr.next_epoch_itr(shuffle=True))
+
+
+def _lengths(batch):
+    """Audio samples of each utterance in a collated batch (padding excluded)."""
+    mask = batch["net_input"].get("padding_mask")
+    n = batch["net_input"]["source"].size(1)
+    return [n] * len(batch["id"]) if mask is None else (~mask).sum(1).tolist()
+
+
+def test_ctc_training_split_is_perturbed_as_drawn_in_workers_and_valid_is_not(tiny_corpus):
+    task = _task(AudioCtcConfig, "sslasr_audio_ctc", tiny_corpus, speed_perturb=FACTORS)
+    for split in ("labeled", "valid"):
+        task.load_dataset(split)
+    train, valid = task.dataset("labeled"), task.dataset("valid")
+    assert isinstance(train, SpeedPerturbDataset) and not isinstance(valid, SpeedPerturbDataset)
+    _, rows = read_manifest(f"{tiny_corpus}/valid.tsv")
+    assert sorted(n for b in _epoch(task, valid, 1) for n in _lengths(b)) == sorted(n for _, _, n in rows)
+    _, rows = read_manifest(f"{tiny_corpus}/labeled.tsv")
+    seen = []
+    for epoch in (1, 2):
+        batches = _epoch(task, train, epoch, num_workers=1)  # a worker process holds the epoch's draw too
+        train.set_epoch(epoch)
+        for b in batches:
+            assert b["net_input"]["source"].numel() <= MAX_TOKENS
+            assert _lengths(b) == [min(train.sizes[i], train.max_sample_size) for i in b["id"].tolist()]
+        assert sorted(i for b in batches for i in b["id"].tolist()) == list(range(len(rows)))
+        seen.append({i: train.factor(i) for i in range(len(rows))})
+    assert seen[0] != seen[1] and {f for s in seen for f in s.values()} == set(FACTORS)
+    assert any(train.sizes[i] != n for i, (_, _, n) in enumerate(rows))
+    # a resumed run (a new task) makes the same batches for its epoch
+    again = _task(AudioCtcConfig, "sslasr_audio_ctc", tiny_corpus, speed_perturb=FACTORS)
+    again.load_dataset("labeled")
+    assert [b["id"].tolist() for b in _epoch(again, again.dataset("labeled"), 2)] == \
+           [b["id"].tolist() for b in _epoch(task, train, 2)]
+
+
+def _frame_labels(corpus, out):
+    """Frame labels at 50 Hz one per frame of the demo front end (runs of five frames), as
+    data_prep.pseudo_labels writes them."""
+    out.mkdir()
+    for split in ("unlabeled", "valid"):
+        _, rows = read_manifest(f"{corpus}/{split}.tsv")
+        lines = [" ".join(str(t // 5 % 20) for t in range(((n - 400) // 160 - 2) // 2 + 1)) for _, _, n in rows]
+        (out / f"{split}.plab").write_text("\n".join(lines) + "\n")
+    (out / "dict.plab.txt").write_text("".join(f"{k} 1\n" for k in range(20)))
+    return out
+
+
+@pytest.mark.parametrize("lab", [True, False])
+def test_frame_labels_are_stretched_with_the_audio(tiny_corpus, tmp_path, lab):
+    labels = _frame_labels(tiny_corpus, tmp_path / "pl")
+    task = _task(FrameLabelsConfig, "sslasr_frame_labels", tiny_corpus, train_subset="unlabeled",
+                 label_dir=str(labels), labels=["plab"], label_rate=50, pad_audio=True, random_crop=True,
+                 max_sample_size=250000, label_aware_batching=lab, speed_perturb=FACTORS)
+    task.load_dataset("unlabeled")
+    train = task.dataset("unlabeled")
+    perturbed = 0
+    for epoch in (1, 2):
+        for b in _epoch(task, train, epoch):
+            assert b["net_input"]["source"].numel() <= MAX_TOKENS
+            for i, n, count in zip(b["id"].tolist(), _lengths(b), b["target_lengths_list"][0].tolist()):
+                assert n == train.sizes[i]
+                assert frame_label_problem(count, f"#{i}", n, i + 2, "unlabeled.tsv", 50, 16000) is None
+                perturbed += train.factor(i) != 1
+    assert perturbed > 0
+
+
+def test_both_streams_of_two_stream_tasks_are_perturbed(tiny_corpus):
+    task = _task(JointConfig, "sslasr_joint", tiny_corpus, speed_perturb=FACTORS)  # unlabeled + labeled audio
+    task.load_dataset("labeled")
+    dataset = task.dataset("labeled")
+    assert isinstance(dataset.streams[SUP], SpeedPerturbDataset)
+    assert all(isinstance(d, SpeedPerturbDataset) for d in dataset.streams[UNSUP].datasets)
+    for b in _epoch(task, dataset, 2):
+        assert b["net_input"]["source"].numel() <= MAX_TOKENS
+        stream = dataset.streams[b["mode"]]
+        lengths = [stream.num_tokens(i - dataset.offset[b["mode"]]) for i in b["id"].tolist()]
+        # labeled batches are padded; unlabeled ones cropped to their shortest utterance
+        assert _lengths(b) == (lengths if b["mode"] == SUP else [min(lengths)] * len(lengths))
+    assert dataset.streams[SUP].epoch == 2 and {d.epoch for d in dataset.streams[UNSUP].datasets} == {2}
+
+
+def test_soft_pseudo_labels_refuse_speed_perturbation(tiny_corpus):
+    with pytest.raises(ValueError, match=r"task.speed_perturb cannot be used with task.pseudo_labels=soft"):
+        _task(SlimIplConfig, "sslasr_slimipl", tiny_corpus, speed_perturb=FACTORS, pseudo_labels="soft")
+    task = _task(SlimIplConfig, "sslasr_slimipl", tiny_corpus, speed_perturb=FACTORS)
+    task.load_dataset("labeled")
+    assert isinstance(task.dataset("labeled").streams[SUP], SpeedPerturbDataset)
+    assert torch.is_tensor(task.dataset("labeled")[0]["source"])
