@@ -232,6 +232,9 @@ def render(store: Path, page: Path, command: str) -> None:
         figures += f"\n\n![test_ood CER against labeled minutes]({minutes_plot.name})"
     text = PAGE.format(command=command, summary="\n".join(summary), store=store.name,
                        table="\n".join(rows) + "\n\n" + figures)
+    notes = store / "notes.md"  # the reading of the figures, written by hand, kept beside them
+    if notes.exists():
+        text += "\n## Status and reading\n\n" + notes.read_text()
     write_text(page, text)
 def _figure(out: Path, xlabel: str, ylabel: str, draw, log_x: bool = False) -> None:
     """One matplotlib figure: ``draw(ax)`` plots, this labels, saves to ``out`` and closes."""

@@ -56,8 +56,10 @@ def test_page_pools_seeds_against_controls(local, tmp_path):
         _run(store, f"{subset}/control_s2", ["AX CD", "EF"], minutes)     # 1 error
         _run(store, f"{subset}/slimipl_hard_s1", ["AB CD", "EF"], minutes)  # 0 errors
         _run(store, f"{subset}/slimipl_hard_s2", ["AB CD", "EX"], minutes)  # 1 error
+    (store / "notes.md").write_text("What the figures say.\n")
     local.render(store, page, "the command")
     text = page.read_text()
+    assert text.endswith("## Status and reading\n\nWhat the figures say.\n")
     row = next(line for line in text.splitlines() if line.startswith("| labeled_10min/slimipl_hard |"))
     cells = [c.strip() for c in row.split("|")]
     assert cells[2] == "1, 2"
