@@ -18,6 +18,7 @@ RUN_BY = {
     "wav2vec2/pretrain_fbank": "test_finetune_from_plugin_pretraining",
     "csl/csl": "test_csl_runs.py::test_pretrain_finetune_decode",
     "csl/ce_pl": "test_csl_runs.py::test_pretrain_finetune_decode",
+    "csl/teacher": "test_frame_teacher_runs.py::test_teacher_labels_unlabeled_audio_and_csl_trains_on_them",
     "joint/joint": "test_joint_runs.py::test_config_trains_on_schedule_and_decodes",
     **{f"joint/variant/{v}": "test_joint_runs.py::test_config_trains_on_schedule_and_decodes"
        for v in ("two_stage", "supervised_only", "single_optimizer", "lr_ratio_4", "update_ratio_5")},
