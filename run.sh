@@ -86,6 +86,11 @@ cmd=${1:-help}
 case "$cmd" in
     setup) system_packages; python_env; kenlm_tools ;;
     demo) system_packages; python_env; kenlm_tools; PATH="$VENV/bin:$PATH" bash examples/ctc/run_demo.sh "$@" ;;
-    test) system_packages; python_env; kenlm_tools; PATH="$VENV/bin:$PATH" "$VENV/bin/python" -m pytest tests "$@" ;;
+    # Two test processes (pytest-xdist; a file's tests stay in one, so its fixtures are built
+    # once), one thread each: the training runs are small, and 2 x 2 threads on 2 cores only
+    # thrash.  SSLASR_TEST_WORKERS=0 runs them in this process.
+    test) system_packages; python_env; kenlm_tools
+          PATH="$VENV/bin:$PATH" OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$VENV/bin/python" -m pytest tests \
+              -n "${SSLASR_TEST_WORKERS:-2}" --dist loadfile "$@" ;;
     *) sed -n '2,9p' "$0"; exit 2 ;;
 esac

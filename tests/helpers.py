@@ -1,5 +1,6 @@
 """Helpers shared by the tests: real fairseq-hydra-train / fairseq-generate runs, damaged audio."""
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,13 @@ def run_cli(args, cwd=REPO, check=True, timeout=600):
             f"\n--- stderr ---\n{proc.stderr[-6000:]}"
         )
     return proc
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, for a gloo group's rendezvous (tests run side by side)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def hq(value) -> str:

@@ -63,31 +63,13 @@ def test_config_trains_on_schedule_and_decodes(tiny_corpus, tmp_path, variant):
 
 
 @pytest.mark.slow
-def test_resume_restores_both_optimizer_states_and_the_schedule(tiny_corpus, tmp_path):
-    first = _train(tiny_corpus, tmp_path)
-    assert _modes(first) == [UNSUP, SUP, UNSUP]
-    resumed = _train(tiny_corpus, tmp_path, "optimization.max_update=6")
-    assert "Loaded checkpoint" in resumed.stdout + resumed.stderr
-    assert _modes(resumed) == [SUP, UNSUP, SUP]  # updates 4-6 continue the cycle
-    ckpt = load_checkpoint(tmp_path / "checkpoint_last.pt")
-    assert ckpt["extra_state"]["train_iterator"]["iterations_in_epoch"] == 6
-    state = ckpt["last_optimizer_state"]["state"].values()
-    # Shared parameters: 3 steps of each kind (not 2 + 1: both moment sets came back from the
-    # checkpoint).  The CTC head has only supervised moments, the contrastive projections only
-    # unsupervised ones.
-    shared = [s for s in state if set(s) == {UNSUP, SUP}]
-    assert shared and all(float(s[UNSUP]["step"]) == 3 and float(s[SUP]["step"]) == 3 for s in shared)
-    head = [s for s in state if set(s) == {SUP}]
-    assert len(head) == 2 and all(float(s[SUP]["step"]) == 3 for s in head)
-    assert all(float(s[UNSUP]["step"]) == 3 for s in state if set(s) == {UNSUP})
-
-
-@pytest.mark.slow
 def test_run_killed_with_sigkill_resumes_both_optimizer_states_and_the_schedule(tiny_corpus, tmp_path):
-    """Killed (SIGKILL) after update 4, checkpoint at update 3 (the next one, at 6, two updates away): the resumed run redoes updates
-    4-6 on the same schedule, and ends with the step counts of an uninterrupted 6-update run in
-    both moment sets, i.e. both optimizer states came back from the checkpoint, not afresh."""
+    """Killed (SIGKILL) after update 4, checkpoint at update 3 (the next one, at 6, two updates
+    away): the resumed run redoes updates 4-6 on the same schedule, and ends with the step counts
+    of an uninterrupted 6-update run in both moment sets, i.e. both optimizer states came back
+    from the checkpoint, not afresh."""
     straight = _train(tiny_corpus, tmp_path / "straight", "optimization.max_update=6")
+    assert _modes(straight) == [UNSUP, SUP, UNSUP, SUP, UNSUP, SUP]
     killed_dir = tmp_path / "killed"
     args = ["fairseq-hydra-train", "--config-dir", "examples/joint", "--config-name", "joint",
             f"task.data={hq(tiny_corpus)}", f"checkpoint.save_dir={hq(killed_dir)}",
@@ -112,6 +94,18 @@ def test_run_killed_with_sigkill_resumes_both_optimizer_states_and_the_schedule(
         return sorted(tuple(sorted((kind, float(s[kind]["step"])) for kind in s)) for s in state.values())
 
     assert steps(killed_dir / "checkpoint_last.pt") == steps(tmp_path / "straight" / "checkpoint_last.pt")
+    ckpt = load_checkpoint(killed_dir / "checkpoint_last.pt")
+    position = load_checkpoint(tmp_path / "straight" / "checkpoint_last.pt")["extra_state"]["train_iterator"]
+    assert ckpt["extra_state"]["train_iterator"]["iterations_in_epoch"] == position["iterations_in_epoch"] == 6
+    state = ckpt["last_optimizer_state"]["state"].values()
+    # Shared parameters: 3 steps of each kind (not 2 + 1 or 3 + 1: both moment sets came back from
+    # the checkpoint).  The CTC head has only supervised moments, the contrastive projections only
+    # unsupervised ones.
+    shared = [s for s in state if set(s) == {UNSUP, SUP}]
+    assert shared and all(float(s[UNSUP]["step"]) == 3 and float(s[SUP]["step"]) == 3 for s in shared)
+    head = [s for s in state if set(s) == {SUP}]
+    assert len(head) == 2 and all(float(s[SUP]["step"]) == 3 for s in head)
+    assert all(float(s[UNSUP]["step"]) == 3 for s in state if set(s) == {UNSUP})
 
 
 @pytest.mark.slow

@@ -133,9 +133,8 @@ def test_wav2vec1_family_pretrains_finetunes_frozen_and_decodes(name, tiny_corpu
     assert conv in tuned["model"]
     # The fine-tuned checkpoint carries the front end's config: decoding needs no pre-training file.
     (pre / "checkpoint_last.pt").unlink()
-    for subset in ("test", "test_ood"):
-        proc = generate(tiny_corpus, ft / "checkpoint_best.pt", subset)
-        assert re.search(rf"Generate {subset} with beam=1: WER: \d+\.\d+", proc.stdout + proc.stderr)
+    proc = generate(tiny_corpus, ft / "checkpoint_best.pt", "test")
+    assert re.search(r"Generate test with beam=1: WER: \d+\.\d+", proc.stdout + proc.stderr)
 
 
 def test_wav2vec2_checkpoint_as_wav2vec_frontend_is_refused(tiny_corpus, tmp_path):

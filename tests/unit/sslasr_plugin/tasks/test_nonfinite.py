@@ -15,7 +15,7 @@ from sslasr_plugin.data.alternating_batches import UNSUP
 from sslasr_plugin.tasks import nonfinite
 from sslasr_plugin.tasks.joint import JointTask
 from sslasr_plugin.tasks.nonfinite import NonFiniteGuard
-from tests.helpers import nan_wav
+from tests.helpers import free_port, nan_wav
 
 
 class _Task(NonFiniteGuard, FairseqTask):
@@ -253,7 +253,7 @@ def _rank_worker(rank, world, port, results):
 @pytest.mark.slow
 def test_skip_decision_is_the_same_on_every_rank():
     world, results = 2, mp.Manager().dict()
-    mp.spawn(_rank_worker, args=(world, 29700 + os.getpid() % 1000, results), nprocs=world)
+    mp.spawn(_rank_worker, args=(world, free_port(), results), nprocs=world)
     assert results[0] == results[1] == (1, 1, 1.0, ["loss", "nonfinite", "nsentences", "ntokens"])
 
 

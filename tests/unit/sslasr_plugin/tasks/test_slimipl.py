@@ -11,6 +11,7 @@ from fairseq.data import Dictionary
 from sslasr_plugin.criterions.pl_ctc import PlCtcConfig, PlCtcCriterion
 from sslasr_plugin.data.pl_cache import PseudoLabelCache
 from sslasr_plugin.decoding.online_labels import CollapseDetector, LabelStats, label_batch, label_stats
+from tests.helpers import free_port
 
 # ---------------------------------------------------------------------------- cache
 
@@ -355,7 +356,7 @@ def _gather_worker(rank, world, port, results):
 @pytest.mark.slow
 def test_cache_is_identical_on_every_rank_and_each_rank_trains_on_its_part():
     world, results = 2, mp.Manager().dict()
-    mp.spawn(_gather_worker, args=(world, 29500 + os.getpid() % 1000, results), nprocs=world)
+    mp.spawn(_gather_worker, args=(world, free_port(), results), nprocs=world)
     (r0, entries0, trained0), (r1, entries1, trained1) = results[0], results[1]
     assert (r0, r1) == ((0, 2), (1, 2))
     assert entries0 == entries1 and len(entries0) == 3
