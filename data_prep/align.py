@@ -181,6 +181,9 @@ def align_split(model, dictionary, data: str, split: str, out_dir: Path, batch_s
     transcripts = None
     if realign is None:
         transcripts = _transcripts(Path(data) / f"{split}.ltr", len(rows))
+    elif len(realign[0]) != len(rows):
+        raise AlignError(f"the --units alignment of {split} has {len(realign[0])} rows, {Path(data) / split}.tsv "
+                         f"{len(rows)}: --units must be data_prep.align's output for this data's {split}")
     start = resume_rows([partial], overwrite)
     with open(partial, "a") as f:
         def write(line):
@@ -295,7 +298,7 @@ def align(data: str, splits: Sequence[str], out: str, ctc: Optional[str] = None,
         for c in line.split():
             counts[c] = counts.get(c, 0) + 1
     class_names = sorted(set(names.values()))
-    (out_dir / f"dict.{LABEL}.txt").write_text("".join(f"{c} {counts.get(c, 0)}\n" for c in class_names))
+    write_text(out_dir / f"dict.{LABEL}.txt", "".join(f"{c} {counts.get(c, 0)}\n" for c in class_names))
     meta.update(classes=len(class_names), frames_per_class={c: counts.get(c, 0) for c in class_names},
                 units={_unit_key(u): v for u, v in sorted(names.items())})
     write_text(meta_path, json.dumps(meta, indent=1) + "\n")

@@ -41,6 +41,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from sslasr_data.files import write_text
 from sslasr_data.validate import DataError, audio_files
 
 SILENCE = "|"
@@ -178,10 +179,16 @@ def pseudo_label_split(model, dictionary, data: str, split: str, out: str, batch
         if not frame_teacher:
             raise PseudoLabelError("--posteriors needs a frame teacher (examples/csl/teacher.yaml); a CTC "
                                    "teacher's frames are not class posteriors")
-        # The float16 rows of the complete label rows only: cut a torn tail.
-        frames_done = sum(len(line.split()) for line in partials[0].read_text().splitlines())
+        # The float16 rows of the complete label rows only: cut a torn tail.  (Posteriors are
+        # flushed before labels, so a label row on disk has its posteriors.)
+        need = 2 * classes * sum(len(line.split()) for line in partials[0].read_text().splitlines())
+        have = post.stat().st_size if post.exists() else 0
+        if have < need:
+            raise PseudoLabelError(f"{post} holds the posteriors of fewer frames than {partials[0]} labels "
+                                   f"({have} of {need} bytes): the labeling so far ran without --posteriors; pass "
+                                   f"--overwrite to label {split} again with them")
         with open(post, "ab") as f:
-            f.truncate(frames_done * classes * 2)
+            f.truncate(need)
     blank = dictionary.bos()
 
     from tqdm import tqdm
@@ -207,7 +214,7 @@ def pseudo_label_split(model, dictionary, data: str, split: str, out: str, batch
                     labels_f.write(" ".join(dictionary[i] for i in labels) + "\n")
                     conf_f.write(" ".join(f"{p:.3f}" for p in probs) + "\n")
                     ltr_f.write(transcript(path, blank, dictionary) + "\n")
-            for f in (labels_f, conf_f, ltr_f, post_f):
+            for f in (post_f, conf_f, ltr_f, labels_f):  # the label rows last: they mark what is done
                 f.flush()
             bar.update(len(batch))
         bar.close()
@@ -246,17 +253,17 @@ def pseudo_label(teacher: str, data: str, splits: Sequence[str], out: str, batch
             ("best path" if lm is None else "forced alignment of the LM beam-search transcript") +
             "; blank frames take the previous token (leading blanks: the first token); no token at all: '|' on every frame")
     classes = [dictionary[i] for i in range(dictionary.nspecial, len(dictionary))]
-    (out_dir / "dict.plab.txt").write_text("".join(f"{sym} 1\n" for sym in classes))
+    write_text(out_dir / "dict.plab.txt", "".join(f"{sym} 1\n" for sym in classes))
     meta = {"teacher": str(Path(teacher).resolve()), "label_rate": frame_rate(model), "data": str(Path(data).resolve()),
             "rule": rule, "lm": lm, "oracle_error_rates": {}}
     if posteriors:
         meta["posteriors"] = ("{split}.plab.post: float16, one row of len(dict.plab.txt) posteriors per frame "
                               "(the dictionary's order), the rows of all utterances in manifest order")
-    (out_dir / "plab.json").write_text(json.dumps(meta, indent=1) + "\n")
+    write_text(out_dir / "plab.json", json.dumps(meta, indent=1) + "\n")
     for split in splits:
         pseudo_label_split(model, dictionary, data, split, out, batch_size, overwrite, progress, decoder, posteriors)
         meta["oracle_error_rates"][split] = oracle_error_rates(data, split, out_dir)
-    (out_dir / "plab.json").write_text(json.dumps(meta, indent=1) + "\n")
+    write_text(out_dir / "plab.json", json.dumps(meta, indent=1) + "\n")
     return out_dir
 
 

@@ -87,6 +87,8 @@ class _Leaf:
 def tie_units(unit_stats: Dict[Unit, np.ndarray], classes: int, min_frames: int) -> Dict[Unit, str]:
     """Class name ('<letter>_<k>') of every unit, from per-unit feature statistics (count, sum,
     sum of squares) of the aligned frames: at most ``classes`` classes of ``min_frames`` frames."""
+    if min_frames < 1:
+        raise TyingError(f"--min-frames {min_frames}: a class needs at least 1 frame (the default is 30)")
     if not unit_stats:
         raise TyingError("no aligned frames to tie")
     units = sorted(unit_stats)

@@ -5,10 +5,11 @@ from typing import Iterable, Union
 
 
 def write_text(path: Union[str, Path], text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename it."""
+    """Write ``text`` (UTF-8, whatever the locale) to ``path`` through a temporary file in the same
+    folder, then rename it."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # hidden, this process's own
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 

@@ -1,8 +1,9 @@
 """Every change the plugin makes to fairseq's and torch's behaviour, applied by ``apply()``.
 
 ``sslasr_plugin/__init__.py`` calls ``apply()``, so importing the plugin (what
-``common.user_dir`` does) makes fairseq's checkpoint loader safe, its checkpoint copies atomic
-and a training log free of known-harmless warnings; nothing else in the plugin patches.  Tools
+``common.user_dir`` does) makes fairseq's checkpoint loader safe, its checkpoint copies atomic,
+its batching keep the last batch it drops (evaluation and training alike) and a training log free
+of known-harmless warnings; nothing else in the plugin patches.  Tools
 that need only manifests and data checks import ``sslasr_data``, which patches nothing.
 """
 import functools
@@ -52,7 +53,9 @@ def quiet_known_warnings() -> None:
 def keep_remainder_batch(batch_by_size):
     """``batch_by_size`` that keeps the last batch fairseq drops when its size is not a multiple of
     ``required_batch_size_multiple`` (fairseq issue 5036): dropped, every evaluation with the
-    default multiple of 8 silently skipped up to 7 utterances (4 of 700 in a lowres test split)."""
+    default multiple of 8 silently skipped up to 7 utterances (4 of 700 in a lowres test split).
+    Training batches get it too (every utterance trained on each epoch), so a run started before
+    this patch and resumed after it meets a different batch list (slimIPL refuses to continue)."""
     @functools.wraps(batch_by_size)
     def batches(indices, *args, **kwargs):
         found = batch_by_size(indices, *args, **kwargs)

@@ -3,6 +3,8 @@
     python examples/lowres/local.py oracle-manifest --data data/lowres
     python examples/lowres/local.py best --exp exp/lowres/labeled_10min --seed 1 d0.1_m0.2 d0.3_m0.6
     python examples/lowres/local.py rebuild --exp exp/lowres --page docs/results/lowres.md
+    python examples/lowres/local.py carry --run exp/lowres/labeled_10min/baseline_d0.1_m0.2_s1 \
+        --to docs/results/lowres/labeled_10min/baseline_d0.1_m0.2_s1/init.pt
 
 `rebuild` copies what every figure derives from (per-utterance hypotheses, validation curves,
 per-run facts) next to the page, in `<page without .md>/`, then renders the page and the plot
@@ -80,16 +82,47 @@ def subset_minutes(data: Path, subset: str) -> Optional[float]:
     return sum(samples for _, _, samples in rows) / SAMPLE_RATE / 60
 
 
-def best_point(exp: Path, seed: int, points: List[str]) -> str:
+def best_point(exp: Path, seed: int, points: List[str], store: Optional[Path] = None) -> str:
+    """The sweep point whose run of ``seed`` reached the lowest valid CER: from its log when it ran
+    on this machine, else from the validation curve kept in ``store`` (a run of another machine)."""
     scores = {}
     for point in points:
-        valid = read_log(exp / f"baseline_{point}_s{seed}" / "hydra" / "hydra_train.log")["valid"]
-        uers = [r["uer"] for r in valid if "uer" in r]
-        if uers and (exp / f"baseline_{point}_s{seed}" / "DONE").exists():
+        name = f"baseline_{point}_s{seed}"
+        valid = read_log(exp / name / "hydra" / "hydra_train.log")["valid"]
+        uers = [r["uer"] for r in valid if "uer" in r] if (exp / name / "DONE").exists() else []
+        curve = store / name / "valid_curve.tsv" if store is not None else None
+        if not uers and curve is not None and curve.exists():
+            rows = [line.split("\t") for line in curve.read_text().splitlines()[1:]]
+            uers = [float(row[2]) for row in rows if len(row) > 2 and row[2]]
+        if uers:
             scores[point] = min(uers)
     if not scores:
-        raise SystemExit(f"error: no finished sweep run under {exp} (stage 2 first)")
+        raise SystemExit(f"error: no finished sweep run under {exp}" + (f" or {store}" if store else "") +
+                         " (stage 2 first)")
     return min(scores, key=scores.get)
+
+
+def carry(run: Path, to: Path) -> None:
+    """A finished run's selected weights, kept next to its figures so that the stages after it can
+    start from them on another machine (run.sh restores them when the run's directory is missing).
+    Model only, in fp16: ~2 bytes a parameter instead of the checkpoint's ~12 (fp32 weights and
+    Adam's two moments); the optimizer state, EMA and training-iterator position are dropped, as
+    checkpoint.finetune_from_model (how every later stage starts) resets them anyway."""
+    import torch
+
+    from sslasr_plugin.checkpoint import load_checkpoint
+
+    src = run / "checkpoint_best.pt"
+    if not src.exists():
+        raise SystemExit(f"error: {src} does not exist: only a finished run can be carried")
+    state = load_checkpoint(str(src))
+    state["model"] = {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}
+    state["last_optimizer_state"] = None
+    state["extra_state"] = {k: v for k, v in state.get("extra_state", {}).items() if k in ("train_iterator", "val_loss")}
+    to.parent.mkdir(parents=True, exist_ok=True)
+    tmp = to.with_name(to.name + ".tmp")
+    torch.save(state, tmp)
+    tmp.replace(to)
 
 
 def collect(exp: Path, store: Path) -> None:
@@ -120,6 +153,7 @@ def collect(exp: Path, store: Path) -> None:
         write_text(dest / "valid_curve.tsv", "\n".join(curve) + "\n")
         train = log["train"]
         pl = [r["pl_cer"] for r in train if "pl_cer" in r]
+        seen = [r["pl_unlabeled_h"] for r in train if "pl_unlabeled_h" in r]  # a running total
         config = run_config(run / "hydra" / "hydra_train.log")
         facts = {
             "updates": int(max((r.get("num_updates", 0) for r in train + log["valid"]), default=0)),
@@ -128,6 +162,7 @@ def collect(exp: Path, store: Path) -> None:
             "wall_seconds": max((r["wall"] for r in train if "wall" in r), default=None),
             "pl_cer_last": pl[-1] if pl else None,
             "pl_cer_mean": sum(pl) / len(pl) if pl else None,
+            "unlabeled_hours_labeled": seen[-1] if seen else None,
             "train_subset": config.get("train_subset"),
             "train_minutes": subset_minutes(Path(config["data"]), config["train_subset"]) if config else None,
         }
@@ -162,8 +197,11 @@ def arm_of(name: str) -> Tuple[str, Optional[int]]:
 
 
 def _delta(store: Path, runs: Dict[str, Path], pairs: List[Tuple[str, str]], split: str) -> str:
-    """ΔCER of arm minus control on ``split``, utterances of every (arm, control) pair pooled, with
-    a paired bootstrap 95% interval and the difference relative to the controls' CER."""
+    """ΔCER of arm minus control on ``split`` over every (arm, control) pair, with a paired
+    bootstrap 95% interval and the difference relative to the controls' CER.  The test utterances
+    are what is resampled: each one's errors are summed over the seeds first (every run decoded
+    the same references in the same order), since one utterance's difference is correlated from
+    seed to seed and resampling its copies as independent would narrow the interval."""
     from sslasr_plugin.decoding.report import paired_bootstrap
 
     arm, ctrl = [], []
@@ -174,9 +212,9 @@ def _delta(store: Path, runs: Dict[str, Path], pairs: List[Tuple[str, str]], spl
         ctrl.append(_errors(store, runs[control], split))
     if not arm:
         return ""
-    a_err = np.concatenate([e["char_errors"] for e in arm])
-    c_err = np.concatenate([e["char_errors"] for e in ctrl])
-    total = np.concatenate([e["char_total"] for e in ctrl])
+    a_err = np.sum([e["char_errors"] for e in arm], axis=0)
+    c_err = np.sum([e["char_errors"] for e in ctrl], axis=0)
+    total = np.sum([e["char_total"] for e in ctrl], axis=0)
     d, lo, hi = paired_bootstrap(a_err, c_err, total)
     control_cer = 100.0 * c_err.sum() / max(total.sum(), 1)
     return f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}] ({100 * d / max(control_cer, 1e-9):+.0f}% rel.)"
@@ -199,13 +237,14 @@ def render(store: Path, page: Path, command: str) -> None:
         return "" if value is None else format(value, spec)
 
     rows = ["| run | labeled min | updates | best valid UER | test CER | test WER | test_ood CER | test_ood WER "
-            "| PL CER (last) | wall min |", "|---|---|---|---|---|---|---|---|---|---|"]
+            "| PL CER (last) | unlabeled h labeled | wall min |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in runs:
         f = facts[name]
         rows.append(f"| {name} | {fmt(f.get('train_minutes'), '.1f')} | {f['updates']} | "
                     f"{fmt(f['best_valid_cer'], '.2f')} | {cell(name, 'test', 'char')} | {cell(name, 'test', 'word')} | "
                     f"{cell(name, 'test_ood', 'char')} | {cell(name, 'test_ood', 'word')} | "
-                    f"{fmt(f['pl_cer_last'], '.1f')} | {fmt(f['wall_seconds'] and f['wall_seconds'] / 60, '.0f')} |")
+                    f"{fmt(f['pl_cer_last'], '.1f')} | {fmt(f.get('unlabeled_hours_labeled'), '.2f')} | "
+                    f"{fmt(f['wall_seconds'] and f['wall_seconds'] / 60, '.0f')} |")
 
     arms: Dict[str, List[str]] = {}
     for name in runs:
@@ -323,9 +362,11 @@ Protocol (`examples/lowres/run.sh`, one stage each):
 
 CER and WER in %; valid is fairseq's letter error rate (word boundaries counted) of the selected
 checkpoint; ΔCER is an arm's CER minus its control's (same start, same total updates, same seed),
-the utterances of all its seeds pooled, with a paired per-utterance bootstrap 95% interval and
-the difference relative to the controls' CER (the spread across seeds is in the min-max column);
-PL CER is the pseudo-labels' CER against the kept-aside transcripts at the last logged interval.
+over all its seeds, with a paired bootstrap 95% interval that resamples the test utterances (each
+one's errors summed over the seeds) and the difference relative to the controls' CER (the spread
+across seeds is in the min-max column);
+PL CER is the pseudo-labels' CER against the kept-aside transcripts at the last logged interval;
+"unlabeled h labeled" is how much of the unlabeled audio the run labeled at least once.
 
 Reproduce (stages are resumable; finished ones are skipped):
 
@@ -333,7 +374,9 @@ Reproduce (stages are resumable; finished ones are skipped):
 
 Every figure derives from the files in [`{store}/`]({store}/) (per-utterance hypotheses,
 validation curves, per-run facts); this page and its plots are rebuilt from them by the
-runner's last stage.
+runner's last stage.  Stage 3 also keeps each seed's best baseline there (`init.pt`: its
+selected weights, model only, fp16), so that stages 4-8 can start from it on a machine that
+does not have the runs (`exp/`).
 
 ## Arms against their controls
 
@@ -353,7 +396,11 @@ def main(argv=None) -> int:
     p = sub.add_parser("best")
     p.add_argument("--exp", type=Path, required=True)
     p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--store", type=Path, help="the page's store: sweep runs of other machines, by their curves")
     p.add_argument("points", nargs="+")
+    p = sub.add_parser("carry")
+    p.add_argument("--run", type=Path, required=True)
+    p.add_argument("--to", type=Path, required=True)
     p = sub.add_parser("rebuild")
     p.add_argument("--exp", type=Path, required=True)
     p.add_argument("--page", type=Path, required=True)
@@ -365,7 +412,9 @@ def main(argv=None) -> int:
     if args.cmd == "oracle-manifest":
         oracle_manifest(args.data)
     elif args.cmd == "best":
-        print(best_point(args.exp, args.seed, args.points))
+        print(best_point(args.exp, args.seed, args.points, args.store))
+    elif args.cmd == "carry":
+        carry(args.run, args.to)
     else:
         store = args.page.with_suffix("")
         collect(args.exp, store)

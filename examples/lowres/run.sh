@@ -19,7 +19,10 @@
 #   9  rebuild the results page and plots from the runs' logs and decodes
 #
 # Every run selects its checkpoint on valid CER and is decoded (greedy CTC) on test and test_ood;
-# its directory gets DONE when trained and decoded.  Options (defaults below) scale the budgets;
+# its directory gets DONE when trained and decoded.  Stage 3 carries each seed's best baseline
+# (model only, fp16, ~10 MB) into the page's store (init.pt beside its figures): on a machine
+# where exp/ is gone, stages 3-8 restore it from there instead of training it again, and stage 2
+# need not run again (the best sweep point is read from the kept validation curves).  Options (defaults below) scale the budgets;
 # the tests use tiny ones.  Stages 7-8 run the seeds of --arm-seeds (the first seed by default):
 # an arm gets the other seeds once it beats its control on the first.
 set -euo pipefail
@@ -43,6 +46,7 @@ while [ $# -gt 0 ]; do
 done
 data=$(realpath -m "$data"); exp=$(realpath -m "$exp")
 hq_check "$data" "$exp"
+store=$(realpath -m "${page%.md}")  # where stage 9 keeps every figure's files (and stage 3 the baselines' weights)
 subset=labeled_$labeled
 first_seed=${seeds%% *}
 arm_seeds=${arm_seeds:-$first_seed}
@@ -59,10 +63,25 @@ decode_run() {  # OUT: greedy CTC decodes of the best checkpoint, per utterance,
     local split
     for split in $decode_splits; do
         [ -s "$1/decode_$split/generate-$split.txt" ] && continue
+        rm -rf "$1/decode_$split.partial"  # a decode counts once whole: a killed one is done again
         fairseq-generate "$data" --user-dir sslasr_plugin --task sslasr_audio_ctc --path "$1/checkpoint_best.pt" \
             --gen-subset "$split" --scoring wer --post-process letter --beam 1 --max-tokens 4000000 \
-            --results-path "$1/decode_$split" >/dev/null
+            --results-path "$1/decode_$split.partial" >/dev/null
+        rm -rf "$1/decode_$split"
+        mv "$1/decode_$split.partial" "$1/decode_$split"
     done
+}
+
+# restore STAGE OUT: a run trained on another machine (no DONE, no checkpoint here) whose weights
+# stage 3 carried into the store gets them back as OUT/checkpoint_best.pt; its figures stay there.
+restore() {
+    local carried="$store/${2#"$exp"/}/init.pt"
+    if [ ! -f "$2/DONE" ] && [ ! -f "$2/RESTORED" ] && [ ! -f "$2/checkpoint_last.pt" ] && [ -s "$carried" ]; then
+        mkdir -p "$2"
+        cp "$carried" "$2/checkpoint_best.pt"
+        touch "$2/RESTORED"
+        log "$1" "${2#"$exp"/}: restored from $carried"
+    fi
 }
 
 # run STAGE OUT CONFIG_DIR CONFIG_NAME OVERRIDES...: train (resuming from OUT/checkpoint_last.pt)
@@ -71,6 +90,8 @@ run() {
     local st=$1 out=$2 dir=$3 name=$4
     shift 4
     if [ -f "$out/DONE" ]; then log "$st" "${out#"$exp"/}: done, skipped"; return; fi
+    restore "$st" "$out"
+    if [ -f "$out/RESTORED" ]; then log "$st" "${out#"$exp"/}: restored, skipped"; return; fi
     log "$st" "${out#"$exp"/}: training"
     mkdir -p "$out"
     fairseq-hydra-train --config-dir "$dir" --config-name "$name" common.user_dir=sslasr_plugin \
@@ -92,11 +113,18 @@ baseline() {  # STAGE POINT SEED: supervised on the labeled subset until valid C
 }
 
 best_point() {  # the sweep point whose first-seed run reached the lowest valid CER
-    python examples/lowres/local.py best --exp "$exp/$subset" --seed "$first_seed" $sweep
+    python examples/lowres/local.py best --exp "$exp/$subset" --store "$store/$subset" --seed "$first_seed" $sweep
 }
 
-# pl_args INIT: continuing from a plateaued baseline; a PL arm and its control share these overrides.
+# pl_args STAGE INIT: continuing from a plateaued baseline (restored from the store when it was
+# trained on another machine); a PL arm and its control share these overrides.
 pl_args() {
+    restore "$1" "$(dirname "$2")"
+    if [ ! -s "$2" ]; then
+        echo "error: $2 does not exist: run stage 3 for this seed first (or bring back the run's directory)" >&2
+        exit 1
+    fi
+    shift
     point_args "$(best_point)"
     pl=("checkpoint.finetune_from_model=$(hq "$1")" task.warmup_updates=0 "dataset.train_subset=$subset"
         "optimization.max_update=$pl_updates" "optimization.lr=[0.0003]" "${sweep_args[@]}")
@@ -128,13 +156,18 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     log 3 "best sweep point on valid: $best"
     for seed in $seeds; do
         baseline 3 "$best" "$seed"
+        run_dir="$exp/$subset/baseline_${best}_s$seed"
+        if [ ! -s "$store/$subset/baseline_${best}_s$seed/init.pt" ]; then
+            python examples/lowres/local.py carry --run "$run_dir" --to "$store/$subset/baseline_${best}_s$seed/init.pt"
+            log 3 "carried $subset/baseline_${best}_s$seed's weights to $store"
+        fi
     done
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
     best=$(best_point)
     for seed in $seeds; do
-        pl_args "$exp/$subset/baseline_${best}_s$seed/checkpoint_best.pt"
+        pl_args 4 "$exp/$subset/baseline_${best}_s$seed/checkpoint_best.pt"
         run 4 "$exp/$subset/control_s$seed" examples/slimipl slimipl +variant=supervised_only \
             "common.seed=$seed" "${pl[@]}"
     done
@@ -143,21 +176,21 @@ fi
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
     best=$(best_point)
     for seed in $seeds; do
-        pl_args "$exp/$subset/baseline_${best}_s$seed/checkpoint_best.pt"
+        pl_args 5 "$exp/$subset/baseline_${best}_s$seed/checkpoint_best.pt"
         run 5 "$exp/$subset/slimipl_hard_s$seed" examples/slimipl slimipl "common.seed=$seed" "${pl[@]}" \
             "${slimipl[@]}"
     done
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
-    pl_args "$exp/$subset/baseline_$(best_point)_s$first_seed/checkpoint_best.pt"
+    pl_args 6 "$exp/$subset/baseline_$(best_point)_s$first_seed/checkpoint_best.pt"
     run 6 "$exp/$subset/slimipl_hard_ood_s$first_seed" examples/slimipl slimipl "common.seed=$first_seed" \
         "${pl[@]}" "${slimipl[@]}" task.unlabeled_subsets=unlabeled_ood
 fi
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
     for seed in $arm_seeds; do
-        pl_args "$exp/$subset/baseline_$(best_point)_s$seed/checkpoint_best.pt"
+        pl_args 7 "$exp/$subset/baseline_$(best_point)_s$seed/checkpoint_best.pt"
         run 7 "$exp/$subset/soft_ctc_mix_s$seed" examples/slimipl slimipl +variant=soft_ctc_mix \
             "common.seed=$seed" "${pl[@]}" "${slimipl[@]}"
     done
@@ -167,6 +200,7 @@ if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
     for seed in $arm_seeds; do
         init="$exp/$subset/baseline_$(best_point)_s$seed/checkpoint_best.pt"
         tuned="$exp/$subset/tune_lm_s$seed"
+        restore 8 "$(dirname "$init")"
         if [ ! -s "$tuned/best.json" ]; then
             log 8 "LM weights for seed $seed's baseline, tuned on valid"
             mkdir -p "$tuned"
@@ -176,7 +210,7 @@ if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
         fi
         read -r lm_weight word_score < <(python -c 'import json, sys; b = json.load(open(sys.argv[1]))
 print(b["lm_weight"], b["word_score"])' "$tuned/best.json")
-        pl_args "$init"
+        pl_args 8 "$init"
         run 8 "$exp/$subset/slimipl_lm_s$seed" examples/slimipl slimipl "common.seed=$seed" "${pl[@]}" \
             "${slimipl[@]}" task.pl_decoder=lm "task.kenlm_model=$(hq "$data/lm/word.bin")" \
             "task.lexicon=$(hq "$data/lm/lexicon.txt")" "task.pl_lm_weight=$lm_weight" "task.word_score=$word_score"

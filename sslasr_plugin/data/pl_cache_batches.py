@@ -29,7 +29,9 @@ class CacheBatches:
     reads are numbered from the first unlabeled update, filling included.  New batches come from
     an endless stream over ``batches`` (dataset indices), reshuffled on every pass, a function of
     (seed, pass); what each slot holds is simulated from read 0 and kept, so successive epochs
-    continue where the last one stopped and a resumed run recomputes the same history."""
+    continue where the last one stopped and a resumed run recomputes the same history.  This
+    holds while ``batches`` stay the same from epoch to epoch, which is why slimIPL does not
+    speed-perturb its unlabeled audio and refuses an update_freq that changes with the epoch."""
 
     def __init__(self, plan: CachePlan, batches: Sequence[List[int]], seed: int, shards: int):
         if not len(batches):

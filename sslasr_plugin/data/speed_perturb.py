@@ -15,7 +15,7 @@ from typing import Sequence, Tuple
 
 import numpy as np
 import torch
-from fairseq.data import BaseWrapperDataset, data_utils
+from fairseq.data import AddTargetDataset, BaseWrapperDataset, data_utils
 from torchaudio.transforms import Resample
 
 logger = logging.getLogger(__name__)
@@ -64,12 +64,26 @@ def audio_reader(dataset):
     return inner
 
 
+def keeps_sequence_labels(dataset, label_rates: Sequence[float]) -> bool:
+    """Whether ``dataset`` attaches labels that do not follow the audio frame by frame (transcripts:
+    AddTargetDataset, or a HubertDataset label at rate -1): audio cropped under them loses words
+    its labels still hold."""
+    inner = dataset
+    while inner is not None:
+        if isinstance(inner, AddTargetDataset):
+            return True
+        inner = getattr(inner, "dataset", None)
+    return any(rate <= 0 for rate in label_rates)
+
+
 class SpeedPerturbDataset(BaseWrapperDataset):
     """``dataset`` with each utterance speed-perturbed by its factor of the current epoch.
 
     ``sizes`` are the epoch's perturbed lengths; ``num_tokens`` is that length cropped to the
     audio dataset's ``max_sample_size``, as its collater crops; batches are rebuilt every epoch
-    (``can_reuse_epoch_itr_across_epochs`` is false).  ``get_label`` gives the stored, unstretched
+    (``can_reuse_epoch_itr_across_epochs`` is false).  Under transcripts, an utterance that fits
+    ``max_sample_size`` but would not once slowed down keeps its speed that epoch (the collater
+    would crop audio whose transcript stays whole).  ``get_label`` gives the stored, unstretched
     labels."""
 
     def __init__(self, dataset, factors: Sequence[float], seed: int, epoch: int = 1):
@@ -88,6 +102,7 @@ class SpeedPerturbDataset(BaseWrapperDataset):
         self.sample_rate = int(reader.sample_rate)
         self.crop = reader.max_sample_size
         self.label_rates = list(getattr(reader, "label_rates", []))
+        self.transcripts = keeps_sequence_labels(dataset, self.label_rates)
         self.raw_sizes = np.asarray(dataset.sizes, dtype=np.int64)
         self.resamplers = {f: Resample(*resampling_rates(f, self.sample_rate)) for f in set(self.factors) if f != 1}
         self.epoch = None
@@ -99,15 +114,21 @@ class SpeedPerturbDataset(BaseWrapperDataset):
             return
         self.epoch = epoch
         self.choice = np.random.default_rng([self.seed, epoch]).integers(len(self.factors), size=len(self))
+        self._factor = np.asarray(self.factors, dtype=np.float64)[self.choice]
         self._sizes = self.raw_sizes.copy()
         for k, factor in enumerate(self.factors):
             drawn = self.choice == k
             self._sizes[drawn] = perturbed_length(self.raw_sizes[drawn], factor, self.sample_rate)
+        kept = ""
+        if self.transcripts:
+            over = (self._sizes > self.crop) & (self.raw_sizes <= self.crop)
+            self._factor[over], self._sizes[over] = 1.0, self.raw_sizes[over]
+            kept = f"; {int(over.sum())} kept at 1 (slowed down they would pass task.max_sample_size)" if over.any() else ""
         counts = ", ".join(f"{f:g}: {int(np.sum(self.choice == k))}" for k, f in enumerate(self.factors))
-        logger.info(f"speed perturbation, epoch {epoch}: utterances per factor {counts}")
+        logger.info(f"speed perturbation, epoch {epoch}: utterances per factor {counts}{kept}")
 
     def factor(self, index: int) -> float:
-        return self.factors[self.choice[index]]
+        return float(self._factor[index])
 
     def __getitem__(self, index):
         item = self.dataset[index]

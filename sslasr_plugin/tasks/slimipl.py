@@ -6,8 +6,9 @@ model), through slimIPL's dynamic cache (``data.pl_cache``), whose batches the s
 ahead (``data.pl_cache_batches``); the EMA model labels with ``ema.store_ema=true``.  While the
 cache fills, its reads label and store a batch each and make no update, as flashlight's recipe
 (``task.train_while_filling=true``: train on each such batch too).  Labeling statistics are
-logged and watched by a collapse detector (``decoding.online_labels``).  The cache is saved in checkpoints, so a resumed run makes the same
-decisions.  The cache's workings are in docs/design.md ("slimIPL's cache").
+logged and watched by a collapse detector (``decoding.online_labels``), with ``pl_unlabeled_h``,
+the hours of unlabeled audio labeled at least once so far.  The cache is saved in checkpoints, so
+a resumed run makes the same decisions.  The cache's workings are in docs/design.md ("slimIPL's cache").
 
     fairseq-hydra-train --config-dir examples/slimipl --config-name slimipl \\
         common.user_dir=sslasr_plugin task.data=$PWD/data/demo checkpoint.save_dir=$PWD/exp/slimipl
@@ -102,10 +103,10 @@ class SlimIplTask(TwoStreamTask):
     cfg: SlimIplConfig
 
     def __init__(self, cfg: SlimIplConfig):
-        if cfg.pseudo_labels == "soft" and any(f != 1 for f in cfg.speed_perturb):
-            raise ValueError("task.speed_perturb cannot be used with task.pseudo_labels=soft: a cached batch reloaded "
-                             "in a later epoch has another speed, and its per-frame labels would not fit its frames; "
-                             "use hard labels or task.speed_perturb=[]")
+        if len(set(cfg.update_freq)) > 1:
+            raise ValueError(f"task sslasr_slimipl needs one optimization.update_freq for every epoch (got "
+                             f"{list(cfg.update_freq)}): the cache's reads are numbered as update x update_freq; "
+                             f"set optimization.update_freq=[{cfg.update_freq[0]}]")
         super().__init__(cfg)
         self.cache = PseudoLabelCache(cfg.cache_size, cfg.cache_replace_prob, cfg.seed)
         self.detector: Optional[CollapseDetector] = None
@@ -115,6 +116,8 @@ class SlimIplTask(TwoStreamTask):
         self._cache_batches: Optional[CacheBatches] = None
         self._reads = (None, 0, 0)  # (update_num, filling reads, trained reads) of the update being accumulated
         self._read_ids = ""  # chained digest of the ids this rank's reads labeled and trained on (resume checks)
+        self._ever_labeled = torch.zeros(0, dtype=torch.bool)  # per unlabeled utterance: labeled at least once
+        self._unsup_seconds = torch.zeros(0, dtype=torch.float64)  # per unlabeled utterance: its duration
         self._decode = self._labeling_decoder(cfg) if cfg.pl_decoder == "lm" else greedy_decode
 
     def _labeling_decoder(self, cfg: SlimIplConfig):
@@ -160,6 +163,12 @@ class SlimIplTask(TwoStreamTask):
         d = self.target_dictionary
         return [d.encode_line(line, append_eos=False, add_if_not_exist=False).tolist() for line in lines]
 
+    def unlabeled_perturbed(self, dataset):
+        """The unlabeled audio keeps its speed (``task.speed_perturb`` applies to the labeled audio):
+        the cache's batches are chosen ahead from one batch list for every epoch, and a cached
+        batch read again in a later epoch must still fit its labels."""
+        return dataset
+
     def two_stream_dataset(self, sup, unsup) -> PseudoLabelingDataset:
         return PseudoLabelingDataset(sup, unsup)
 
@@ -167,11 +176,10 @@ class SlimIplTask(TwoStreamTask):
                          freq: int) -> List[List[int]]:
         """The epoch's batches; an unlabeled update's are those its ``freq`` cache reads need
         (``CacheBatches``: the batch each read trains on, and the one it labels)."""
-        cached = self._cache_batches
-        if cached is None or (cached.seed, cached.shards, cached.batches) != (seed, shards, batches[UNSUP]):
-            cached = self._cache_batches = CacheBatches(self.cache.decide, batches[UNSUP], seed, shards)
-
         def unsup(update_num: int) -> List[List[int]]:
+            cached = self._cache_batches  # built at the first unlabeled update (none: no unlabeled audio needed)
+            if cached is None or (cached.seed, cached.shards, cached.batches) != (seed, shards, batches[UNSUP]):
+                cached = self._cache_batches = CacheBatches(self.cache.decide, batches[UNSUP], seed, shards)
             return cached.reads(freq * self.schedule.count(UNSUP, update_num), freq, dataset.fresh_offset())
 
         return epoch_batches(self.schedule, batches, epoch, seed, shards * freq, unsup=unsup)
@@ -181,7 +189,12 @@ class SlimIplTask(TwoStreamTask):
             self._oracle = []
         super().load_dataset(split, task_cfg, **kwargs)
         if split == self.cfg.train_subset:
-            self._unsup_count = len(self.datasets[split].streams[UNSUP])
+            unsup = self.datasets[split].streams[UNSUP]
+            self._unsup_count = len(unsup)
+            self._ever_labeled = torch.zeros(len(unsup), dtype=torch.bool)
+            self._unsup_seconds = torch.as_tensor(np.asarray(unsup.sizes, dtype=np.float64) / self.cfg.sample_rate)
+            logger.info(f"unlabeled audio: {len(unsup)} utterances, {self._unsup_seconds.sum() / 3600:.2f} h "
+                        "(pl_unlabeled_h logs the hours of it labeled at least once so far)")
             self.detector = CollapseDetector(self._labeled_token_rate(split), self.cfg.collapse_min_ratio,
                                              self.cfg.collapse_window, vocab_size=len(self.target_dictionary))
             logger.info(f"labeled data: {self.detector.reference_rate:.2f} tokens per second of audio (the "
@@ -305,6 +318,8 @@ class SlimIplTask(TwoStreamTask):
         part = {"ids": ids, "tokens": labels.tokens, "log_probs": labels.log_probs or [],
                 "stats": labels.stats.as_dict()}
         parts = self._gather(part)
+        for p in parts:  # every rank's ids: each rank counts the same audio
+            self._ever_labeled[p["ids"] - first] = True
         total = sum((LabelStats(**p.pop("stats")) for p in parts), LabelStats())
         message = self.detector.update(total, update_num)
         if message:
@@ -335,7 +350,8 @@ class SlimIplTask(TwoStreamTask):
         """fairseq's hook for task state in checkpoints (saved in ``extra_state`` beside the
         training iterator's position, restored with it on resume)."""
         cache = dict(self.cache.state_dict(), size=self.cache.size, world_size=rank_and_world()[1],
-                     unlabeled_utterances=self._unsup_count, read_ids_sha1=self._read_ids)
+                     unlabeled_utterances=self._unsup_count, read_ids_sha1=self._read_ids,
+                     ever_labeled=self._ever_labeled.clone())
         return {self.__class__.__name__: {"slimipl_cache": cache}}
 
     def set_checkpoint_dict(self, state: Dict[str, Any]) -> None:
@@ -355,11 +371,21 @@ class SlimIplTask(TwoStreamTask):
                              "(checkpoint.finetune_from_model=...), whose cache fills afresh")
         self.cache.load_state_dict(cache)
         self._read_ids = cache.get("read_ids_sha1", "")
+        if "ever_labeled" in cache:  # checkpoints before this count start it afresh
+            self._ever_labeled = cache["ever_labeled"].clone()
         logger.info(f"pseudo-label cache restored: {len(self.cache)} of {self.cache.size} batches, "
                     f"{self.cache.reads} reads")
 
+    @property
+    def unlabeled_hours_labeled(self) -> float:
+        """Hours of the unlabeled audio labeled at least once so far (every rank's reads)."""
+        return float(self._unsup_seconds[self._ever_labeled].sum()) / 3600
+
     def reduce_metrics(self, logging_outputs, criterion):
         super().reduce_metrics(logging_outputs, criterion)
+        if any(_STAT + "frames" in log for log in logging_outputs):
+            # a running total, not a mean: weight 0 makes fairseq's meter show the latest value
+            metrics.log_scalar("pl_unlabeled_h", self.unlabeled_hours_labeled, weight=0, round=4)
         fills = sum(log.get("pl_fill", 0) for log in logging_outputs)
         if fills:  # reads that only filled the cache (no update on them)
             metrics.log_scalar_sum("pl_fill", fills, round=0)

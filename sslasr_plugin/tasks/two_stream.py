@@ -57,6 +57,10 @@ class TwoStreamTask(AudioCtcTask):
 
     # data --------------------------------------------------------------------------------------
 
+    def unlabeled_perturbed(self, dataset):
+        """An unlabeled stream, speed-perturbed as ``task.speed_perturb`` asks."""
+        return self.speed_perturbed(dataset)
+
     def two_stream_dataset(self, sup, unsup) -> TwoStreamDataset:
         """The training split's dataset over its labeled and unlabeled streams."""
         return TwoStreamDataset(sup, unsup)
@@ -73,7 +77,7 @@ class TwoStreamTask(AudioCtcTask):
         unsup = [self.unlabeled_dataset(s) for s in names]
         if self.cfg.unsup_on_labeled:
             unsup.append(self.unlabeled_dataset(split, check=False))  # checked below, with its labels
-        unsup = [self.speed_perturbed(d) for d in unsup]
+        unsup = [self.unlabeled_perturbed(d) for d in unsup]
         if not unsup and (self.schedule.unsup_updates or
                           (self.schedule.pretrain_updates and self.schedule.warmup == UNSUP)):
             raise ValueError("unsupervised updates are scheduled but no audio is given for them: set "

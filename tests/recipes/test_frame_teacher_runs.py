@@ -122,6 +122,14 @@ def test_teacher_labels_unlabeled_audio_and_csl_trains_on_them(teacher, units, t
              "--splits", "valid", "--out", again, "--no-progress", "--posteriors"])
     assert (again / "valid.plab").read_text() == (pl / "valid.plab").read_text()
     assert (again / "valid.plab.post").read_bytes() == (pl / "valid.plab.post").read_bytes()
+    # labels made without --posteriors cannot be resumed with them (their frames would get zeros)
+    (again / "valid.plab.post").unlink()
+    for ext in ("", ".conf", ".ltr"):
+        (again / f"valid.plab{ext}").rename(again / f"valid.plab{ext}.partial")
+    (again / "valid.plab.post.partial").unlink(missing_ok=True)
+    refused = run_cli([sys.executable, "-m", "data_prep.pseudo_labels", "--teacher", teacher, "--data", tiny_corpus,
+                       "--splits", "valid", "--out", again, "--no-progress", "--posteriors"], check=False)
+    assert refused.returncode != 0 and "ran without --posteriors" in refused.stderr and "--overwrite" in refused.stderr
 
     proc = hydra_train("examples/csl", "csl", tiny_corpus, tmp_path / "csl", f"task.label_dir={pl}")
     log = proc.stdout + proc.stderr

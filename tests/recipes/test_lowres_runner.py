@@ -1,8 +1,10 @@
 """The low-resource benchmark's stage runner (examples/lowres/run.sh) on the tiny preset: every
 stage runs, a finished stage is skipped, a killed training resumes from its checkpoint, and the
-page is rebuilt from the runs' files alone."""
+page is rebuilt from the runs' files alone; a baseline carried in the page's store restores on a
+machine without the runs."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,6 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+
+from sslasr_plugin.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -63,6 +68,9 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
         assert f"| {name} |" in page
         facts = json.loads((store / name / "facts.json").read_text())
         assert facts["updates"] > 0 and facts["best_valid_cer"] is not None
+        # an arm that labeled unlabeled audio says how much of it; a supervised run, none
+        labels = "slimipl" in name or "soft" in name
+        assert (facts["unlabeled_hours_labeled"] or 0) > 0 if labels else facts["unlabeled_hours_labeled"] is None
         hyps = (store / name / "test_ood.hyp").read_text().splitlines()
         assert len(hyps) == len((tmp_path / "data" / "test_ood.wrd").read_text().splitlines())
     arm_row = next(line for line in page.splitlines() if line.startswith("| labeled_10min/slimipl_hard |"))
@@ -97,3 +105,23 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     log = (seed2 / "hydra" / "hydra_train.log").read_text()
     assert "Loaded checkpoint" in log and "@ 0 updates" not in log.split("Loaded checkpoint", 1)[1].split("\n")[0]
     assert (seed2 / "DONE").exists() and "num_updates 8" in log
+
+    # Stage 3 carried each seed's baseline (model only, fp16) into the page's store.  On a machine
+    # without exp/, stage 4 restores seed 1's from there (the best sweep point read from the kept
+    # validation curve) and trains the control from it; the store's figures are not rewritten.
+    carried = store / "labeled_10min" / "baseline_d0.1_m0.2_s1" / "init.pt"
+    trained = exp / "labeled_10min" / "baseline_d0.1_m0.2_s1" / "checkpoint_best.pt"
+    weights = load_checkpoint(carried)["model"]  # the plugin's safe loader, as fairseq's is patched to
+    assert carried.stat().st_size < trained.stat().st_size / 3
+    assert {v.dtype for v in weights.values() if v.is_floating_point()} == {torch.float16}
+    assert (store / "labeled_10min" / "baseline_d0.1_m0.2_s2" / "init.pt").exists()
+    facts_before = (store / "labeled_10min" / "baseline_d0.1_m0.2_s1" / "facts.json").read_text()
+    for name in ("baseline_d0.1_m0.2_s1", "control_s1"):
+        shutil.rmtree(exp / "labeled_10min" / name)
+    out = run(runner(tmp_path, "--seeds", "1", "--stage", "4", "--stop-stage", "4"))
+    assert "baseline_d0.1_m0.2_s1: restored from" in out and "control_s1: training" in out
+    control_log = (exp / "labeled_10min/control_s1/hydra/hydra_train.log").read_text()
+    assert "baseline_d0.1_m0.2_s1/checkpoint_best.pt" in control_log and "num_updates 4" in control_log
+    assert (exp / "labeled_10min" / "baseline_d0.1_m0.2_s1" / "RESTORED").exists()
+    run(runner(tmp_path, "--seeds", "1", "--stage", "9", "--stop-stage", "9"))
+    assert (store / "labeled_10min" / "baseline_d0.1_m0.2_s1" / "facts.json").read_text() == facts_before

@@ -75,6 +75,15 @@ def test_config_trains_pseudo_labels_and_decodes(variant, tiny_corpus, tmp_path)
     assert ("pl_sampled_rate=" in proc.stdout) == (variant == "soft_sampled")
     if variant == "ema":
         assert "ema" in state["extra_state"]
+    if variant == "slimipl":  # the unlabeled audio labeled so far: the utterances of every labeled batch
+        ever = cache["ever_labeled"]
+        sizes = [int(row.split("\t")[1]) for row in (tiny_corpus / "unlabeled.tsv").read_text().splitlines()[1:]]
+        assert len(ever) == len(sizes) and ever.any() and not ever.all()
+        first = len((tiny_corpus / "labeled.tsv").read_text().splitlines()) - 1  # ids: labeled, then unlabeled
+        assert all(ever[i - first] for i in part["ids"].tolist())
+        hours = sum(size for size, on in zip(sizes, ever.tolist()) if on) / 16000 / 3600
+        logged = float(re.findall(r"pl_unlabeled_h=([\d.]+)", proc.stdout)[-1])
+        assert logged == pytest.approx(hours, abs=6e-5)
     if variant in ("slimipl", "soft"):
         out = generate(tiny_corpus, tmp_path / "checkpoint_best.pt")
         assert re.search(r"WER: [\d.]+", out.stdout)
@@ -137,6 +146,7 @@ def _assert_same_training_state(a_path, b_path):
     ca, cb = (s["extra_state"]["SlimIplTask"]["slimipl_cache"] for s in (a, b))
     assert ca["reads"] == cb["reads"] and len(ca["entries"]) == len(cb["entries"]) == 2
     assert len(ca["read_ids_sha1"]) == 40 and ca["read_ids_sha1"] == cb["read_ids_sha1"]
+    assert torch.equal(ca["ever_labeled"], cb["ever_labeled"]) and ca["ever_labeled"].any()  # carried over a resume
     for ea, eb in zip(ca["entries"], cb["entries"]):
         (pa,), (pb,) = ea["parts"], eb["parts"]
         assert torch.equal(pa["ids"], pb["ids"])

@@ -64,8 +64,26 @@ def test_page_pools_seeds_against_controls(local, tmp_path):
     cells = [c.strip() for c in row.split("|")]
     assert cells[2] == "1, 2"
     assert cells[4] == "7.14 (0.00-14.29)"  # test_ood CER per seed: 0/7 and 1/7
-    # pooled: arm 1 error, controls 2, over 14 characters: -7.14 points, -50% of the controls' 14.29
-    assert cells[6].startswith("-7.14 [") and cells[6].endswith("(-50% rel.)")
+    # over both seeds: arm 1 error, controls 2, over 14 characters: -7.14 points, -50% of 14.29.
+    # The interval resamples the 2 utterances (errors summed over seeds: differences -1 of 10
+    # characters and 0 of 4): -10.00 (the first twice), -7.14 or 0.00 (the second twice), each
+    # extreme with probability 1/4, so they are its 2.5 and 97.5 percentiles.
+    assert cells[6] == "-7.14 [-10.00, +0.00] (-50% rel.)"
     assert "| labeled_10min/control_s1 | 10.0 |" in text
     assert (tmp_path / "page" / "lowres_minutes.png").stat().st_size > 0
     assert "lowres_minutes.png" in text and "the command" in text
+
+
+def test_best_point_from_the_kept_curves_when_the_runs_are_gone(local, tmp_path):
+    """On a machine without exp/, the best sweep point is read from the validation curves kept
+    beside the page (lowest valid CER wins)."""
+    store, exp = tmp_path / "store", tmp_path / "exp"
+    for point, uers in (("d0.1_m0.2", "40.0 31.5"), ("d0.2_m0.4", "38.0 30.25 33.0")):
+        run = store / f"baseline_{point}_s1"
+        run.mkdir(parents=True)
+        rows = [f"{250 * (i + 1)}\t1.0\t{u}\t90.0" for i, u in enumerate(uers.split())]
+        (run / "valid_curve.tsv").write_text("num_updates\tloss\tuer\twer\n" + "\n".join(rows) + "\n")
+    assert local.best_point(exp, 1, ["d0.1_m0.2", "d0.2_m0.4"], store) == "d0.2_m0.4"
+    assert local.best_point(exp, 1, ["d0.1_m0.2", "d0.3_m0.6"], store) == "d0.1_m0.2"
+    with pytest.raises(SystemExit, match="no finished sweep run"):
+        local.best_point(exp, 2, ["d0.1_m0.2"], store)

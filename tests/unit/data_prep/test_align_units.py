@@ -70,6 +70,8 @@ def test_tying_splits_on_the_context_that_changes_the_acoustics():
     assert min(frames.values()) >= 60
     with pytest.raises(TyingError, match="ask for at least 2 classes"):
         tie_units(units, classes=1, min_frames=30)
+    with pytest.raises(TyingError, match="--min-frames 0: a class needs at least 1 frame"):
+        tie_units(units, classes=3, min_frames=0)
 
 
 def test_unseen_units_take_the_nearest_seen_context():

@@ -133,3 +133,17 @@ def test_bad_factors_are_refused_with_the_option_name():
         SpeedPerturbDataset(_Audio([16000]), [0.9, 0.0], seed=1)
     with pytest.raises(TypeError, match="task.speed_perturb: list reads no audio"):
         SpeedPerturbDataset([1, 2], [0.9], seed=1)
+
+
+def test_transcribed_audio_is_not_slowed_past_the_crop_size():
+    """Under a transcript (a sequence label), an utterance that fits max_sample_size but would not
+    once slowed down keeps its speed: the collater would crop audio whose transcript stays whole.
+    Frame labels are cropped with their audio, so those utterances are perturbed as drawn."""
+    sizes, crop = [16000, 15000, 17500], 17000  # at 0.9: 17778 (over), 16667 (fits), 19445 (over already)
+    transcribed = SpeedPerturbDataset(_Audio(sizes, crop, label_rates=[50.0, -1.0]), [0.9], seed=1)
+    assert [transcribed.factor(i) for i in range(3)] == [1.0, 0.9, 0.9]
+    assert transcribed.sizes.tolist() == [16000, 16667, 19445]
+    assert len(transcribed[0]["source"]) == 16000 and len(transcribed[1]["source"]) == 16667
+    frames = SpeedPerturbDataset(_Audio(sizes, crop, label_rates=[50.0]), [0.9], seed=1)
+    assert [frames.factor(i) for i in range(3)] == [0.9, 0.9, 0.9]
+    assert frames.num_tokens(0) == crop

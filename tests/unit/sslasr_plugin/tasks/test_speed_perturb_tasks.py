@@ -3,7 +3,6 @@ of the two-stream tasks) is perturbed as drawn, through fairseq's iterators and 
 workers; validation is not; frame labels are stretched to the perturbed audio; a resumed epoch
 gets the same batches."""
 import pytest
-import torch
 from fairseq import tasks
 from fairseq.dataclass.configs import FairseqConfig
 from omegaconf import OmegaConf
@@ -113,10 +112,21 @@ def test_both_streams_of_two_stream_tasks_are_perturbed(tiny_corpus):
     assert dataset.streams[SUP].epoch == 2 and {d.epoch for d in dataset.streams[UNSUP].datasets} == {2}
 
 
-def test_soft_pseudo_labels_refuse_speed_perturbation(tiny_corpus):
-    with pytest.raises(ValueError, match=r"task.speed_perturb cannot be used with task.pseudo_labels=soft"):
-        _task(SlimIplConfig, "sslasr_slimipl", tiny_corpus, speed_perturb=FACTORS, pseudo_labels="soft")
-    task = _task(SlimIplConfig, "sslasr_slimipl", tiny_corpus, speed_perturb=FACTORS)
+@pytest.mark.parametrize("labels", ["hard", "soft"])
+def test_slimipl_perturbs_its_labeled_audio_only(tiny_corpus, labels):
+    """The cache's batches come from one unlabeled batch list for every epoch, and a cached batch
+    read again must fit its labels: slimIPL's unlabeled audio keeps its speed, whatever the labels."""
+    task = _task(SlimIplConfig, "sslasr_slimipl", tiny_corpus, speed_perturb=FACTORS, pseudo_labels=labels)
     task.load_dataset("labeled")
-    assert isinstance(task.dataset("labeled").streams[SUP], SpeedPerturbDataset)
-    assert torch.is_tensor(task.dataset("labeled")[0]["source"])
+    dataset = task.dataset("labeled")
+    assert isinstance(dataset.streams[SUP], SpeedPerturbDataset)
+    assert not isinstance(dataset.streams[UNSUP], SpeedPerturbDataset)
+    assert not any(isinstance(d, SpeedPerturbDataset) for d in getattr(dataset.streams[UNSUP], "datasets", []))
+    sizes = dataset.streams[UNSUP].sizes.copy()
+    dataset.set_epoch(2)
+    assert (dataset.streams[UNSUP].sizes == sizes).all()
+
+
+def test_slimipl_refuses_an_update_freq_that_changes_with_the_epoch(tiny_corpus):
+    with pytest.raises(ValueError, match=r"one optimization.update_freq for every epoch.*\[1, 2\]"):
+        _task(SlimIplConfig, "sslasr_slimipl", tiny_corpus, update_freq=[1, 2])
