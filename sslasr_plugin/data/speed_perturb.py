@@ -52,28 +52,28 @@ def stretch_frame_labels(labels: torch.Tensor, samples: int, new_samples: int, l
     return labels[positions]
 
 
+def _layers(dataset):
+    """``dataset`` and the datasets it wraps (``.dataset``), outermost first."""
+    while dataset is not None:
+        yield dataset
+        dataset = getattr(dataset, "dataset", None)
+
+
 def audio_reader(dataset):
     """The fairseq dataset that reads the audio (FileAudioDataset, HubertDataset) under wrappers
     such as AddTargetDataset."""
-    inner = dataset
-    while not (hasattr(inner, "sample_rate") and hasattr(inner, "max_sample_size")):
-        inner = getattr(inner, "dataset", None)
-        if inner is None:
-            raise TypeError(f"{OPTION}: {type(dataset).__name__} reads no audio through a fairseq audio dataset "
-                            "(FileAudioDataset, HubertDataset); speed perturbation cannot be applied to it")
-    return inner
+    for inner in _layers(dataset):
+        if hasattr(inner, "sample_rate") and hasattr(inner, "max_sample_size"):
+            return inner
+    raise TypeError(f"{OPTION}: {type(dataset).__name__} reads no audio through a fairseq audio dataset "
+                    "(FileAudioDataset, HubertDataset); speed perturbation cannot be applied to it")
 
 
 def keeps_sequence_labels(dataset, label_rates: Sequence[float]) -> bool:
     """Whether ``dataset`` attaches labels that do not follow the audio frame by frame (transcripts:
     AddTargetDataset, or a HubertDataset label at rate -1): audio cropped under them loses words
     its labels still hold."""
-    inner = dataset
-    while inner is not None:
-        if isinstance(inner, AddTargetDataset):
-            return True
-        inner = getattr(inner, "dataset", None)
-    return any(rate <= 0 for rate in label_rates)
+    return any(isinstance(inner, AddTargetDataset) for inner in _layers(dataset)) or any(r <= 0 for r in label_rates)
 
 
 class SpeedPerturbDataset(BaseWrapperDataset):

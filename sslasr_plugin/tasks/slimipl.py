@@ -111,7 +111,6 @@ class SlimIplTask(TwoStreamTask):
         self.cache = PseudoLabelCache(cfg.cache_size, cfg.cache_replace_prob, cfg.seed)
         self.detector: Optional[CollapseDetector] = None
         self._oracle: List[Optional[List[int]]] = []  # per unlabeled utterance, in stream order
-        self._unsup_count = 0
         self._dropout_lowered = False
         self._cache_batches: Optional[CacheBatches] = None
         self._reads = (None, 0, 0)  # (update_num, filling reads, trained reads) of the update being accumulated
@@ -190,7 +189,6 @@ class SlimIplTask(TwoStreamTask):
         super().load_dataset(split, task_cfg, **kwargs)
         if split == self.cfg.train_subset:
             unsup = self.datasets[split].streams[UNSUP]
-            self._unsup_count = len(unsup)
             self._ever_labeled = torch.zeros(len(unsup), dtype=torch.bool)
             self._unsup_seconds = torch.as_tensor(np.asarray(unsup.sizes, dtype=np.float64) / self.cfg.sample_rate)
             logger.info(f"unlabeled audio: {len(unsup)} utterances, {self._unsup_seconds.sum() / 3600:.2f} h "
@@ -350,7 +348,7 @@ class SlimIplTask(TwoStreamTask):
         """fairseq's hook for task state in checkpoints (saved in ``extra_state`` beside the
         training iterator's position, restored with it on resume)."""
         cache = dict(self.cache.state_dict(), size=self.cache.size, world_size=rank_and_world()[1],
-                     unlabeled_utterances=self._unsup_count, read_ids_sha1=self._read_ids,
+                     unlabeled_utterances=len(self._ever_labeled), read_ids_sha1=self._read_ids,
                      ever_labeled=self._ever_labeled.clone())
         return {self.__class__.__name__: {"slimipl_cache": cache}}
 
@@ -363,7 +361,7 @@ class SlimIplTask(TwoStreamTask):
         _, world = rank_and_world()
         changed = [f"{what}: {then} in the checkpoint, {now} now" for what, then, now in (
             ("ranks", cache["world_size"], world),
-            ("unlabeled utterances", cache["unlabeled_utterances"], self._unsup_count),
+            ("unlabeled utterances", cache["unlabeled_utterances"], len(self._ever_labeled)),
             ("task.cache_size", cache.get("size", self.cache.size), self.cache.size)) if then != now]
         if changed:
             raise ValueError(f"the checkpoint's pseudo-label cache cannot continue ({'; '.join(changed)}): resume "
