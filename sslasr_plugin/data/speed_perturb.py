@@ -15,7 +15,7 @@ from typing import Sequence, Tuple
 
 import numpy as np
 import torch
-from fairseq.data import AddTargetDataset, BaseWrapperDataset, data_utils
+from fairseq.data import AddTargetDataset, BaseWrapperDataset, FairseqDataset
 from torchaudio.transforms import Resample
 
 logger = logging.getLogger(__name__)
@@ -169,10 +169,9 @@ class SpeedPerturbDataset(BaseWrapperDataset):
         return order[np.argsort(-self.num_tokens_vec(order), kind="stable")]
 
     def batch_by_size(self, indices, max_tokens=None, max_sentences=None, required_batch_size_multiple=1):
-        return data_utils.batch_by_size(
-            indices, self.num_tokens, num_tokens_vec=self.num_tokens_vec(indices), max_tokens=max_tokens,
-            max_sentences=max_sentences, required_batch_size_multiple=required_batch_size_multiple,
-        )
+        """fairseq's batching by this dataset's (perturbed) sizes; the wrapper's would use the
+        wrapped dataset's."""
+        return FairseqDataset.batch_by_size(self, indices, max_tokens, max_sentences, required_batch_size_multiple)
 
     @property
     def can_reuse_epoch_itr_across_epochs(self):

@@ -115,6 +115,7 @@ class SlimIplTask(TwoStreamTask):
         self._cache_batches: Optional[CacheBatches] = None
         self._reads = (None, 0, 0)  # (update_num, filling reads, trained reads) of the update being accumulated
         self._read_ids = ""  # chained digest of the ids this rank's reads labeled and trained on (resume checks)
+        self._resumed_batches: Optional[Dict[str, Any]] = None  # a checkpoint's unlabeled batches, until checked
         self._ever_labeled = torch.zeros(0, dtype=torch.bool)  # per unlabeled utterance: labeled at least once
         self._unsup_seconds = torch.zeros(0, dtype=torch.float64)  # per unlabeled utterance: its duration
         self._decode = self._labeling_decoder(cfg) if cfg.pl_decoder == "lm" else greedy_decode
@@ -179,6 +180,7 @@ class SlimIplTask(TwoStreamTask):
             cached = self._cache_batches  # built at the first unlabeled update (none: no unlabeled audio needed)
             if cached is None or (cached.seed, cached.shards, cached.batches) != (seed, shards, batches[UNSUP]):
                 cached = self._cache_batches = CacheBatches(self.cache.decide, batches[UNSUP], seed, shards)
+                self._check_resumed_batches()
             return cached.reads(freq * self.schedule.count(UNSUP, update_num), freq, dataset.fresh_offset())
 
         return epoch_batches(self.schedule, batches, epoch, seed, shards * freq, unsup=unsup)
@@ -349,7 +351,9 @@ class SlimIplTask(TwoStreamTask):
         training iterator's position, restored with it on resume)."""
         cache = dict(self.cache.state_dict(), size=self.cache.size, world_size=rank_and_world()[1],
                      unlabeled_utterances=len(self._ever_labeled), read_ids_sha1=self._read_ids,
-                     ever_labeled=self._ever_labeled.clone())
+                     ever_labeled=self._ever_labeled.clone(), settings=self._cache_settings())
+        if self._cache_batches is not None:
+            cache["unlabeled_batches"] = _batches_digest(self._cache_batches.batches)
         return {self.__class__.__name__: {"slimipl_cache": cache}}
 
     def set_checkpoint_dict(self, state: Dict[str, Any]) -> None:
@@ -359,20 +363,42 @@ class SlimIplTask(TwoStreamTask):
         if cache is None:
             return
         _, world = rank_and_world()
+        now = self._cache_settings()
+        then = cache.get("settings", now)  # checkpoints before these were kept: not checked here
         changed = [f"{what}: {then} in the checkpoint, {now} now" for what, then, now in (
             ("ranks", cache["world_size"], world),
             ("unlabeled utterances", cache["unlabeled_utterances"], len(self._ever_labeled)),
-            ("task.cache_size", cache.get("size", self.cache.size), self.cache.size)) if then != now]
+            ("task.cache_size", cache.get("size", self.cache.size), self.cache.size),
+            *((k, then.get(k, v), v) for k, v in now.items())) if then != now]
         if changed:
-            raise ValueError(f"the checkpoint's pseudo-label cache cannot continue ({'; '.join(changed)}): resume "
-                             "with the checkpoint's settings, or start a new run from its weights "
-                             "(checkpoint.finetune_from_model=...), whose cache fills afresh")
+            raise ValueError(_cannot_continue("; ".join(changed)))
+        self._resumed_batches = cache.get("unlabeled_batches")
+        self._check_resumed_batches()
         self.cache.load_state_dict(cache)
         self._read_ids = cache.get("read_ids_sha1", "")
         if "ever_labeled" in cache:  # checkpoints before this count start it afresh
             self._ever_labeled = cache["ever_labeled"].clone()
         logger.info(f"pseudo-label cache restored: {len(self.cache)} of {self.cache.size} batches, "
                     f"{self.cache.reads} reads")
+
+    def _cache_settings(self) -> Dict[str, Any]:
+        """The settings the cache's history is a function of, besides its size and the batches."""
+        return {"common.seed": self.cfg.seed, "task.cache_replace_prob": self.cfg.cache_replace_prob,
+                "optimization.update_freq": self.cfg.update_freq[0]}
+
+    def _check_resumed_batches(self) -> None:
+        """The unlabeled batches the cache draws from are the checkpoint's (checked once both are
+        known: fairseq builds the epoch's batches before it restores the task's state, or after)."""
+        then, cached = self._resumed_batches, self._cache_batches
+        if then is None or cached is None:
+            return
+        self._resumed_batches = None
+        now = _batches_digest(cached.batches)
+        if now != then:
+            raise ValueError(_cannot_continue(
+                f"the unlabeled batches differ: {then['batches']} batches of {then['utterances']} utterances in the "
+                f"checkpoint, {now['batches']} of {now['utterances']} now, so dataset.max_tokens, "
+                "dataset.max_sentences, dataset.required_batch_size_multiple or the unlabeled data changed"))
 
     @property
     def unlabeled_hours_labeled(self) -> float:
@@ -401,3 +427,15 @@ class SlimIplTask(TwoStreamTask):
             metrics.log_scalar("pl_cer", 100 * total.oracle_errors / total.oracle_tokens, total.oracle_tokens, round=2)
         metrics.log_scalar("pl_collapsed", max(log.get(_STAT + "collapsed", 0) for log in logging_outputs), round=0)
 
+
+def _batches_digest(batches) -> Dict[str, Any]:
+    """A fingerprint of the unlabeled batches (dataset indices) the cache draws from."""
+    listed = "|".join(",".join(map(str, b)) for b in batches)
+    return {"batches": len(batches), "utterances": sum(map(len, batches)),
+            "sha1": hashlib.sha1(listed.encode()).hexdigest()}
+
+
+def _cannot_continue(what: str) -> str:
+    return (f"the checkpoint's pseudo-label cache cannot continue ({what}): resume with the checkpoint's "
+            "settings, or start a new run from its weights (checkpoint.finetune_from_model=...), whose cache "
+            "fills afresh")

@@ -174,6 +174,14 @@ def test_resume_continues_with_the_same_cache_and_schedule(tiny_corpus, tmp_path
         "extra_state"]["SlimIplTask"]["slimipl_cache"]["reads"] == 2
     _assert_same_training_state(tmp_path / "straight" / "checkpoint_last.pt",
                                 tmp_path / "resumed" / "checkpoint_last.pt")
+    # a resume under settings the cache's history depends on is refused as it loads, naming the change
+    # (the batches are checked whether fairseq builds them before or after it restores the cache)
+    for change, named in (("dataset.max_tokens=200000", "the unlabeled batches differ: "),
+                          ("common.seed=2", "common.seed: 1 in the checkpoint, 2 now")):
+        refused = run_cli(_run_args(tiny_corpus, tmp_path / "resumed", 9, change), check=False)
+        assert refused.returncode != 0 and "cannot continue" in refused.stderr and named in refused.stderr, (
+            change, refused.stderr[-3000:])
+    assert _optimizer_steps(tmp_path / "resumed" / "checkpoint_last.pt") == 5  # nothing was trained or saved
 
 
 def _optimizer_steps(path) -> int:

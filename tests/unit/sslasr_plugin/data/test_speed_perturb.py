@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torchaudio
+from fairseq.data import FairseqDataset
 
 from sslasr_data.validate import frame_label_problem
 from sslasr_plugin.data.speed_perturb import (SpeedPerturbDataset, perturbed_length, speed_perturbed,
@@ -14,7 +15,7 @@ from sslasr_plugin.data.speed_perturb import (SpeedPerturbDataset, perturbed_len
 RATE = 16000
 
 
-class _Audio:
+class _Audio(FairseqDataset):
     """What the wrapper needs of fairseq's audio datasets: sizes, rate, crop size, items; with
     ``label_rates``, HubertDataset's frame labels (one per 20 ms, label = frame index // 10)."""
 
