@@ -125,6 +125,15 @@ def carry(run: Path, to: Path) -> None:
     tmp.replace(to)
 
 
+def _first_difference(kept: str, new: str) -> str:
+    """Where two reference lists part: their line counts and the first line that differs."""
+    a, b = kept.splitlines(), new.splitlines()
+    line = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    at = (f"line {line + 1} is {a[line]!r} there, {b[line]!r} here" if line < min(len(a), len(b))
+          else f"they agree on the first {line} lines")
+    return f"{len(a)} utterances there, {len(b)} here; {at}"
+
+
 def collect(exp: Path, store: Path) -> None:
     """Copy the small files of every finished run (and the references, once) into ``store``."""
     from sslasr_plugin.decoding.report import read_generate_output  # imports fairseq: only here
@@ -142,7 +151,8 @@ def collect(exp: Path, store: Path) -> None:
             ref_file = store / "refs" / f"{split}.txt"
             if ref_file.exists() and ref_file.read_text() != refs:
                 raise SystemExit(f"error: {run}/decode_{split} was decoded on other references than {ref_file}: "
-                                 "runs of different corpora cannot share a page (use another --page)")
+                                 f"{_first_difference(ref_file.read_text(), refs)}; runs of different corpora "
+                                 "cannot share a page (use another --page)")
             write_text(ref_file, refs)
             write_text(dest / f"{split}.hyp", "".join(hyp + "\n" for _, hyp in pairs))
         log = read_log(run / "hydra" / "hydra_train.log")

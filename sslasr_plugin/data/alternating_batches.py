@@ -56,13 +56,16 @@ class Schedule:
         return cycle * math.ceil(sup_batches / (batches_per_update * self.sup_updates))
 
 
-def _cycle(batches: Sequence[List[int]], rng: np.random.RandomState) -> Iterator[List[int]]:
-    """The batches in a random order, reshuffled on every pass; endless."""
+def reshuffled(batches: Sequence[List[int]], order: Callable[[int], np.ndarray]) -> Iterator[List[int]]:
+    """The batches pass after pass, endless; pass ``n`` (from 0) in the order ``order(n)`` (a
+    permutation of their positions)."""
     if not batches:
         raise ValueError("no batches to draw from")
+    n = 0
     while True:
-        for i in rng.permutation(len(batches)):
+        for i in order(n):
             yield batches[i]
+        n += 1
 
 
 def epoch_batches(schedule: Schedule, batches: Dict[str, Sequence[List[int]]], epoch: int, seed: int,
@@ -75,7 +78,8 @@ def epoch_batches(schedule: Schedule, batches: Dict[str, Sequence[List[int]]], e
     n = schedule.updates_per_epoch(len(batches[UNSUP]), len(batches[SUP]), batches_per_update)
     first = (epoch - 1) * n
     streams = {
-        mode: _cycle(batches[mode], np.random.RandomState([seed, epoch, i]))
+        mode: reshuffled(batches[mode], lambda _, b=batches[mode], rng=np.random.RandomState([seed, epoch, i]):
+                         rng.permutation(len(b)))
         for i, mode in enumerate(STREAMS) if len(batches[mode])
     }
     out = []

@@ -18,6 +18,7 @@ from fairseq.data import data_utils
 from torch.nn.utils.rnn import pad_sequence
 
 from ..batch_modes import PL, UNSUP
+from .alternating_batches import reshuffled
 from .pl_cache import CachePlan
 from .two_stream_dataset import TwoStreamDataset
 
@@ -40,19 +41,13 @@ class CacheBatches:
         self._rewind()
 
     def _rewind(self) -> None:
-        self._next, self._drawn, self._slots = 0, 0, {}
-        self._pass = (-1, None)  # (pass over the unlabeled batches, its order)
+        self._next, self._slots = 0, {}
+        self._new = reshuffled(self.batches, lambda n: np.random.default_rng([self.seed, n, 2]).permutation(
+            len(self.batches)))
 
     def _draw(self) -> Batches:
         """The next new batch of every rank."""
-        out = []
-        for _ in range(self.shards):
-            n, pos = divmod(self._drawn, len(self.batches))
-            if self._pass[0] != n:
-                self._pass = (n, np.random.default_rng([self.seed, n, 2]).permutation(len(self.batches)))
-            out.append(self.batches[self._pass[1][pos]])
-            self._drawn += 1
-        return out
+        return [next(self._new) for _ in range(self.shards)]
 
     def _step(self) -> Tuple[Optional[Batches], Optional[Batches]]:
         t, size = self._next, self.plan.size

@@ -114,7 +114,7 @@ class SlimIplTask(TwoStreamTask):
         self._dropout_lowered = False
         self._cache_batches: Optional[CacheBatches] = None
         self._reads = (None, 0, 0)  # (update_num, filling reads, trained reads) of the update being accumulated
-        self._read_ids = ""  # chained digest of the ids this rank's reads labeled and trained on (resume checks)
+        self._read_ids = ""  # chained digest of the ids this rank's reads labeled and trained on (rank 0's is saved)
         self._resumed_batches: Optional[Dict[str, Any]] = None  # a checkpoint's unlabeled batches, until checked
         self._ever_labeled = torch.zeros(0, dtype=torch.bool)  # per unlabeled utterance: labeled at least once
         self._unsup_seconds = torch.zeros(0, dtype=torch.float64)  # per unlabeled utterance: its duration
@@ -293,8 +293,10 @@ class SlimIplTask(TwoStreamTask):
         return PseudoLabelingDataset.with_labels(sample, part, pad), log
 
     def _digest_ids(self, what: str, ids) -> None:
-        """Chains ``ids`` into the digest of the reads so far, which checkpoints keep: two runs whose
-        digests agree labeled and trained on the same utterances in the same order."""
+        """Chains ``ids`` into this rank's digest of the reads so far: two runs whose digests agree
+        labeled and trained on the same utterances in the same order on that rank.  Checkpoints
+        keep rank 0's (fairseq saves from rank 0); every rank reads the same cache slots, so it
+        stands for the others' order, though not for their utterances."""
         listed = "-" if ids is None else ",".join(map(str, ids.tolist()))
         self._read_ids = hashlib.sha1(f"{self._read_ids}|{what}:{listed}".encode()).hexdigest()
 

@@ -26,6 +26,11 @@ def test_names_pair_arms_with_their_controls(local):
     assert local.arm_of("oracle") == ("oracle", None)
 
 
+def test_references_of_another_corpus_are_named_by_count_and_first_differing_line(local):
+    assert local._first_difference("a\nb\nc\n", "a\nx\n") == "3 utterances there, 2 here; line 2 is 'b' there, 'x' here"
+    assert local._first_difference("a\nb\n", "a\nb\nc\n") == "2 utterances there, 3 here; they agree on the first 2 lines"
+
+
 def test_subset_minutes_sum_the_manifest(local, tmp_path):
     (tmp_path / "labeled.tsv").write_text(f"{tmp_path}\na.wav\t480000\nb.wav\t480000\n")
     assert local.subset_minutes(tmp_path, "labeled") == pytest.approx(1.0)
