@@ -16,9 +16,11 @@ def iterator_options(task, dataset, *args, **kwargs) -> dict:
 
 def sampled_iterator(dataset, batch_sampler, options: dict, **extra) -> iterators.EpochBatchIterator:
     """fairseq's iterator over ``batch_sampler(dataset, epoch)``'s batches: it shards them over the
-    ranks (equal counts, padded with empty batches) and re-runs the sampler every epoch."""
+    ranks (equal counts, padded with empty batches) and re-runs the sampler every epoch.  The
+    workers end with each epoch: the tasks make a new iterator every epoch, and persistent workers
+    of the old one would live on until garbage collection (``task.persistent_workers``)."""
     return iterators.EpochBatchIterator(
         dataset=dataset, collate_fn=dataset.collater, batch_sampler=batch_sampler, seed=options["seed"],
         num_shards=options["num_shards"], shard_id=options["shard_id"], num_workers=options["num_workers"],
-        epoch=options["epoch"], buffer_size=options["data_buffer_size"], **extra,
+        epoch=options["epoch"], buffer_size=options["data_buffer_size"], persistent_workers=False, **extra,
     )

@@ -21,6 +21,13 @@ class SpeedPerturbConfig(FairseqDataclass):
                   "[]: off"},
     )
     seed: int = II("common.seed")
+    persistent_workers: bool = field(
+        default=False,
+        metadata={"help": "keep the data loader's workers between epochs (fairseq's get_batch_iterator reads "
+                  "this; its default is true).  Off: speed-perturbed and two-stream data get a new iterator every "
+                  "epoch, and the persistent workers of the old one live on until garbage collection, 1-2 GB "
+                  "each (one lowres run held 11 of them, 13 GB)"},
+    )
 
 
 class SpeedPerturbTask:

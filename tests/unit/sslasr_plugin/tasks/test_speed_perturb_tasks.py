@@ -2,6 +2,9 @@
 of the two-stream tasks) is perturbed as drawn, through fairseq's iterators and data-loader
 workers; validation is not; frame labels are stretched to the perturbed audio; a resumed epoch
 gets the same batches."""
+import os
+import time
+
 import pytest
 from fairseq import tasks
 from fairseq.dataclass.configs import FairseqConfig
@@ -130,3 +133,25 @@ def test_slimipl_perturbs_its_labeled_audio_only(tiny_corpus, labels):
 def test_slimipl_refuses_an_update_freq_that_changes_with_the_epoch(tiny_corpus):
     with pytest.raises(ValueError, match=r"one optimization.update_freq for every epoch.*\[1, 2\]"):
         _task(SlimIplConfig, "sslasr_slimipl", tiny_corpus, update_freq=[1, 2])
+
+
+def _children() -> set:
+    """This process's child processes (data-loader workers)."""
+    return {pid for t in os.listdir("/proc/self/task") for pid in open(f"/proc/self/task/{t}/children").read().split()}
+
+
+@pytest.mark.parametrize("config,name", [(AudioCtcConfig, "sslasr_audio_ctc"), (JointConfig, "sslasr_joint")])
+def test_an_epochs_loader_workers_end_with_it(tiny_corpus, config, name):
+    """Speed-perturbed and two-stream data get a new iterator every epoch; its worker must not
+    outlive the epoch (fairseq's persistent workers would, 1-2 GB each, until garbage collection)."""
+    task = _task(config, name, tiny_corpus, speed_perturb=FACTORS)
+    task.load_dataset("labeled")
+    before = _children()
+    for epoch in (1, 2, 3):  # as fairseq's trainer asks for them (dataset.data_buffer_size: 10)
+        itr = task.get_batch_iterator(task.dataset("labeled"), max_tokens=MAX_TOKENS, seed=5, epoch=epoch,
+                                      num_workers=1, data_buffer_size=10)
+        assert list(itr.next_epoch_itr(shuffle=True))
+        deadline = time.monotonic() + 10  # the buffer's thread ends the loader after the last batch
+        while _children() != before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _children() == before, f"epoch {epoch}: worker processes left {_children() - before}"
