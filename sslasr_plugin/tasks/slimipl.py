@@ -365,13 +365,13 @@ class SlimIplTask(TwoStreamTask):
         if cache is None:
             return
         _, world = rank_and_world()
-        now = self._cache_settings()
-        then = cache.get("settings", now)  # checkpoints before these were kept: not checked here
+        current = self._cache_settings()
+        saved = cache.get("settings", current)  # checkpoints before these were kept: not checked here
         changed = [f"{what}: {then} in the checkpoint, {now} now" for what, then, now in (
             ("ranks", cache["world_size"], world),
             ("unlabeled utterances", cache["unlabeled_utterances"], len(self._ever_labeled)),
             ("task.cache_size", cache.get("size", self.cache.size), self.cache.size),
-            *((k, then.get(k, v), v) for k, v in now.items())) if then != now]
+            *((k, saved.get(k, v), v) for k, v in current.items())) if then != now]
         if changed:
             raise ValueError(_cannot_continue("; ".join(changed)))
         self._resumed_batches = cache.get("unlabeled_batches")
