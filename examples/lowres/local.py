@@ -149,9 +149,10 @@ def collect(exp: Path, store: Path) -> None:
             pairs = read_generate_output(str(run / f"decode_{split}" / f"generate-{split}.txt"))
             refs = "".join(ref + "\n" for ref, _ in pairs)
             ref_file = store / "refs" / f"{split}.txt"
-            if ref_file.exists() and ref_file.read_text() != refs:
+            kept = ref_file.read_text() if ref_file.exists() else refs
+            if kept != refs:
                 raise SystemExit(f"error: {run}/decode_{split} was decoded on other references than {ref_file}: "
-                                 f"{_first_difference(ref_file.read_text(), refs)}; runs of different corpora "
+                                 f"{_first_difference(kept, refs)}; runs of different corpora "
                                  "cannot share a page (use another --page)")
             write_text(ref_file, refs)
             write_text(dest / f"{split}.hyp", "".join(hyp + "\n" for _, hyp in pairs))
