@@ -49,12 +49,15 @@ def split_emissions(checkpoint: str, data: str, split: str, max_tokens: int = 4_
 
 
 def decode_wer(decoder, utterances, dictionary, blank: int) -> Dict[str, float]:
-    """WER/CER of ``decoder`` over stored (log-probs, reference) pairs, and its decoding time."""
+    """WER/CER of ``decoder`` over stored (log-probs, reference) pairs, the hypotheses' letters per
+    reference letter (below 1: deletions outweigh insertions), and its decoding time."""
     pairs, start = [], time.perf_counter()
     for lprobs, ref, _ in utterances:
         hypo = decoder(lprobs[None], torch.tensor([lprobs.size(0)]), blank)[0]
         pairs.append((ref, dictionary.string(hypo["tokens"], "letter")))
     rates = error_rates(pairs)
+    letters = [sum(len(text.replace(" ", "")) for text in side) for side in zip(*pairs)] if pairs else [0, 0]
+    rates["length_ratio"] = letters[1] / max(letters[0], 1)
     rates["seconds"] = time.perf_counter() - start
     return rates
 
@@ -97,6 +100,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="word scores (lexicon) or word-boundary scores (lexicon-free)")
     parser.add_argument("--decode", nargs="*", default=[], help="splits to decode with the best pair")
     parser.add_argument("--results-path", default=None, help="fairseq-generate's --results-path for --decode")
+    parser.add_argument("--metric", choices=("wer", "cer"), default="wer",
+                        help="what 'best' minimises (the other breaks ties): WER for decoding; CER where the "
+                        "decodes are a letter model's pseudo-labels")
     parser.add_argument("--best-json", default=None,
                         help="also write the best pair and its rates here, as JSON (for scripts)")
     args = parser.parse_args(argv)
@@ -110,15 +116,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     option = "--word-score" if args.lexicon else "--sil-weight"
-    print(f"| --lm-weight | {option} | {args.subset} WER % | CER % | decoding s |\n|---|---|---|---|---|")
+    print(f"| --lm-weight | {option} | {args.subset} WER % | CER % | letters / reference letters | decoding s |\n"
+          "|---|---|---|---|---|---|")
     for lm_weight, score, rates in results:
-        print(f"| {lm_weight} | {score} | {rates['wer']:.2f} | {rates['cer']:.2f} | {rates['seconds']:.1f} |")
-    lm_weight, score, best = min(results, key=lambda r: (r[2]["wer"], r[2]["cer"]))
-    print(f"best on {args.subset}: --lm-weight {lm_weight} {option} {score} "
+        print(f"| {lm_weight} | {score} | {rates['wer']:.2f} | {rates['cer']:.2f} | {rates['length_ratio']:.3f} | "
+              f"{rates['seconds']:.1f} |")
+    other = "cer" if args.metric == "wer" else "wer"
+    lm_weight, score, best = min(results, key=lambda r: (r[2][args.metric], r[2][other]))
+    print(f"best on {args.subset} by {args.metric.upper()}: --lm-weight {lm_weight} {option} {score} "
           f"(WER {best['wer']:.2f}, CER {best['cer']:.2f})")
     if args.best_json:
         choice = {"lm_weight": lm_weight, option.lstrip("-").replace("-", "_"): score, "subset": args.subset,
-                  "wer": best["wer"], "cer": best["cer"], "beam": args.beam}
+                  "metric": args.metric, "wer": best["wer"], "cer": best["cer"],
+                  "length_ratio": best["length_ratio"], "beam": args.beam}
         write_text(args.best_json, json.dumps(choice, indent=1) + "\n")
     reports = {}
     for split in args.decode:

@@ -58,10 +58,24 @@ def test_tune_lm_prints_the_best_pair_and_decodes_with_it(tiny_corpus, ctc_check
                     "--results-path", tmp_path / "decode"])
     rows = re.findall(r"^\| ([\d.]+) \| ([\d.-]+) \| ([\d.]+) \|", proc.stdout, re.M)
     assert [(w, s) for w, s, _ in rows] == [("0.0", "0.0"), ("0.0", "20.0"), ("1.0", "0.0"), ("1.0", "20.0")]
-    best = re.search(r"best on valid: --lm-weight ([\d.]+) --word-score ([\d.-]+) \(WER ([\d.]+)", proc.stdout)
+    best = re.search(r"best on valid by WER: --lm-weight ([\d.]+) --word-score ([\d.-]+) \(WER ([\d.]+)", proc.stdout)
     assert float(best.group(3)) == min(float(wer) for _, _, wer in rows)
+    # letters per reference letter: a word score of 20 inserts words, so it adds letters
+    ratios = {(w, s): float(r) for w, s, r in re.findall(r"^\| ([\d.]+) \| ([\d.-]+) \| [\d.]+ \| [\d.]+ \| ([\d.]+) \|",
+                                                          proc.stdout, re.M)}
+    assert len(ratios) == 4 and ratios[("1.0", "20.0")] >= ratios[("1.0", "0.0")]
     assert re.search(r"^\| test \| 8 \| \d+ \|", proc.stdout, re.M)
     assert (tmp_path / "decode" / "test" / "generate-test.txt").exists()
+
+    # --metric cer: the pair of lowest CER (pseudo-labels for a letter model), written for scripts
+    proc = run_cli([sys.executable, "-m", "sslasr_plugin.decoding.tune_lm", tiny_corpus, "--path", ctc_checkpoint,
+                    "--kenlm-model", corpus_lm / "word.bin", "--lexicon", corpus_lm / "lexicon.txt", "--beam", "5",
+                    "--lm-weights", "0", "1", "--scores", "0", "20", "--metric", "cer",
+                    "--best-json", tmp_path / "best.json"])
+    cers = [float(c) for c in re.findall(r"^\| [\d.]+ \| [\d.-]+ \| [\d.]+ \| ([\d.]+) \|", proc.stdout, re.M)]
+    chosen = json.loads((tmp_path / "best.json").read_text())
+    assert len(cers) == 4 and chosen["metric"] == "cer" and round(chosen["cer"], 2) == min(cers)
+    assert "best on valid by CER" in proc.stdout and 0 <= chosen["length_ratio"]
 
 
 def test_lm_pseudo_labels_spell_lexicon_words_and_report_error_rates(tiny_corpus, ctc_checkpoint, corpus_lm,
