@@ -197,8 +197,15 @@ def _rate(errs, kind: str) -> float:
 
 def control_of(name: str) -> Optional[str]:
     """The compute-matched control of a run name (same labeled subset and seed), if it has one."""
-    match = re.match(r"(.*/)?(slimipl_\w+?|soft_\w+?)_s(\d+)$", name)
+    match = re.match(r"(.*/)?(slimipl_\w+?|soft_\w+?|csl_\w+?|ce_pl_\w+?)_s(\d+)$", name)
     return f"{match.group(1) or ''}control_s{match.group(3)}" if match else None
+
+
+def rival_of(name: str) -> Optional[str]:
+    """A CSL run's CE-PL counterpart (same teacher's labels, same budgets, same seed): the
+    comparison the CSL paper makes."""
+    match = re.match(r"(.*/)?csl_(\w+_s\d+)$", name)
+    return f"{match.group(1) or ''}ce_pl_{match.group(2)}" if match else None
 
 
 def arm_of(name: str) -> Tuple[str, Optional[int]]:
@@ -274,6 +281,19 @@ def render(store: Path, page: Path, command: str) -> None:
         seeds = ", ".join(str(arm_of(n)[1]) for n in names)
         summary.append(f"| {arm} | {seeds} | {spread['test']} | {spread['test_ood']} | {deltas['test']} | "
                        f"{deltas['test_ood']} |")
+
+    rivals = {}  # CSL arm -> its runs paired with their CE-PL counterparts
+    for arm, names in arms.items():
+        pairs = [(n, rival_of(n)) for n in names if rival_of(n) in runs]
+        if pairs and len(pairs) == len(names):
+            rivals[arm] = pairs
+    if rivals:
+        summary += ["", "CSL against CE-PL on the same teacher's labels (ΔCER = CSL minus CE-PL, same 95% intervals):",
+                    "", "| arm | against | seeds | test ΔCER [95% CI] | test_ood ΔCER [95% CI] |", "|---|---|---|---|---|"]
+        for arm, pairs in rivals.items():
+            seeds = ", ".join(str(arm_of(n)[1]) for n, _ in pairs)
+            summary.append(f"| {arm} | {arm_of(pairs[0][1])[0]} | {seeds} | "
+                           + " | ".join(_delta(store, runs, pairs, split) for split in SPLITS) + " |")
 
     _plot_curves(store, runs, page.with_suffix(".png"))
     minutes_plot = page.with_name(page.stem + "_minutes.png")
@@ -368,8 +388,17 @@ Protocol (`examples/lowres/run.sh`, one stage each):
   distributions, 0.5 x frame cross-entropy + 0.5 x CTC on the greedy transcript;
 - *slimIPL, LM-decoded labels* (`slimipl_lm_s<seed>`): hard labels from beam search with the
   word 4-gram LM and lexicon of `python -m data_prep.lm` (text holding no evaluation or unlabeled
-  sentence of any preset), its LM weight and word score tuned on valid with that seed's baseline
-  (`tune_lm_s<seed>/`).
+  sentence of any preset), its LM weight and word score tuned on valid CER with that seed's baseline
+  (`tune_lm_s<seed>/`); `slimipl_lm_ood_s1` adapts on `unlabeled_ood` with the same weights
+  (the held-out voices have no valid split of their own);
+- *CSL and CE-PL with a frame teacher* (`csl_frame_s<seed>`, `ce_pl_frame_s<seed>`): that seed's
+  baseline aligns the labeled subset (`data_prep.align`, context-dependent letter classes); a
+  frame cross-entropy teacher trained on it from the baseline's encoder labels `unlabeled` frame
+  by frame; a student pre-trained from scratch on those labels (CSL's contrastive loss with
+  label-aware batching, or CE-PL's frame cross-entropy) is fine-tuned with CTC on the labeled
+  subset (`examples/ctc/finetune_w2v.yaml`, the baseline's dropout and masking).  The updates
+  column counts the fine-tuning only; with the pre-training they equal the baseline's budget
+  plus the control's (stage 10's defaults).
 
 CER and WER in %; valid is fairseq's letter error rate (word boundaries counted) of the selected
 checkpoint; ΔCER is an arm's CER minus its control's (same start, same total updates, same seed),
@@ -386,7 +415,7 @@ Reproduce (stages are resumable; finished ones are skipped):
 Every figure derives from the files in [`{store}/`]({store}/) (per-utterance hypotheses,
 validation curves, per-run facts); this page and its plots are rebuilt from them by the
 runner's last stage.  Stage 3 also keeps each seed's best baseline there (`init.pt`: its
-selected weights, model only, fp16), so that stages 4-8 can start from it on a machine that
+selected weights, model only, fp16), so that stages 4-10 can start from it on a machine that
 does not have the runs (`exp/`).
 
 ## Arms against their controls
@@ -415,7 +444,7 @@ def main(argv=None) -> int:
     p = sub.add_parser("rebuild")
     p.add_argument("--exp", type=Path, required=True)
     p.add_argument("--page", type=Path, required=True)
-    p.add_argument("--command", default="PATH=$PWD/.venv/bin:$PATH bash examples/lowres/run.sh --stage 0 --stop-stage 9")
+    p.add_argument("--command", default="PATH=$PWD/.venv/bin:$PATH bash examples/lowres/run.sh --stage 0 --stop-stage 11")
     args = parser.parse_args(argv)
     # fairseq's import sets the root logger to DEBUG; matplotlib (imported by fairseq's modules or
     # by the plots) would print its debug lines.

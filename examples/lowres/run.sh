@@ -3,7 +3,7 @@
 # trained, compute-matched supervised baseline.  Numbered stages, icefall style: a finished stage
 # is skipped, an interrupted one resumes from its checkpoint_last.pt.
 #
-#   PATH=$PWD/.venv/bin:$PATH bash examples/lowres/run.sh --stage 0 --stop-stage 9
+#   PATH=$PWD/.venv/bin:$PATH bash examples/lowres/run.sh --stage 0 --stop-stage 11
 #   bash examples/lowres/run.sh --stage 2 --stop-stage 2 --labeled 1h      # the 1 h sweep only
 #
 #   0  corpus (preset lowres), the oracle manifest (labeled + unlabeled with true transcripts) and
@@ -15,24 +15,35 @@
 #   5  slimIPL with hard labels from each seed's baseline (same total updates as the control)
 #   6  slimIPL with hard labels adapting to `unlabeled_ood` (held-out voices), first seed
 #   7  soft labels regularised by CTC on the greedy transcript (0.5/0.5), --arm-seeds
-#   8  slimIPL with LM-decoded hard labels (word LM + lexicon, weights tuned on valid), --arm-seeds
-#   9  rebuild the results page and plots from the runs' logs and decodes
+#   8  slimIPL with LM-decoded hard labels (word LM + lexicon, weights tuned on valid CER), --arm-seeds;
+#      and adapting to `unlabeled_ood`, first seed
+#   9  CSL's frame teacher per --arm-seeds: the labeled subset aligned by that seed's baseline
+#      (data_prep.align: context-dependent letter classes, --classes), a frame cross-entropy model
+#      trained on them from the baseline's encoder (examples/csl/teacher.yaml), and its frame
+#      labels of `unlabeled` and valid (data_prep.pseudo_labels)
+#  10  CSL and CE-PL on those labels, --arm-seeds: pre-training on `unlabeled` from scratch
+#      (examples/csl/csl.yaml, ce_pl.yaml), then CTC fine-tuning on the labeled subset
+#      (examples/ctc/finetune_w2v.yaml with the baseline's dropout and masking); pre-training plus
+#      fine-tuning updates equal the baseline's budget plus the control's by default
+#  11  rebuild the results page and plots from the runs' logs and decodes
 #
 # Every run selects its checkpoint on valid CER and is decoded (greedy CTC) on test and test_ood;
-# its directory gets DONE when trained and decoded.  Stage 3 carries each seed's best baseline
+# its directory gets DONE when trained and decoded (a teacher or a pre-training, which is not
+# decoded, gets TRAINED).  Stage 3 carries each seed's best baseline
 # (model only, fp16, ~10 MB) into the page's store (init.pt beside its figures): on a machine
-# where exp/ is gone, stages 3-8 restore it from there instead of training it again, and stage 2
+# where exp/ is gone, stages 3-10 restore it from there instead of training it again, and stage 2
 # need not run again (the best sweep point is read from the kept validation curves).  Options (defaults below) scale the budgets;
-# the tests use tiny ones.  Stages 7-8 run the seeds of --arm-seeds (the first seed by default):
+# the tests use tiny ones.  Stages 7-10 run the seeds of --arm-seeds (the first seed by default):
 # an arm gets the other seeds once it beats its control on the first.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source examples/hydra_quote.sh
 
-stage=0; stop_stage=9; preset=lowres; labeled=10min; seeds="1 2 3"; arm_seeds=
+stage=0; stop_stage=11; preset=lowres; labeled=10min; seeds="1 2 3"; arm_seeds=
 data=data/lowres; exp=exp/lowres; page=docs/results/lowres.md
 oracle_updates=5000; base_updates=4000; patience=6; pl_updates=3000; interval=250
 sweep="d0.1_m0.2 d0.2_m0.4 d0.3_m0.6"; max_tokens=640000; decode_splits="test test_ood"
+teacher_updates=1000; pretrain_updates=4000; ft_updates=3000; classes=500; min_frames=30
 while [ $# -gt 0 ]; do
     case "$1" in
         --stage) stage=$2 ;; --stop-stage) stop_stage=$2 ;; --preset) preset=$2 ;; --labeled) labeled=$2 ;;
@@ -40,13 +51,15 @@ while [ $# -gt 0 ]; do
         --oracle-updates) oracle_updates=$2 ;; --base-updates) base_updates=$2 ;; --patience) patience=$2 ;;
         --pl-updates) pl_updates=$2 ;; --interval) interval=$2 ;; --max-tokens) max_tokens=$2 ;;
         --decode-splits) decode_splits=$2 ;; --arm-seeds) arm_seeds=$2 ;;
+        --teacher-updates) teacher_updates=$2 ;; --pretrain-updates) pretrain_updates=$2 ;;
+        --ft-updates) ft_updates=$2 ;; --classes) classes=$2 ;; --min-frames) min_frames=$2 ;;
         *) echo "error: unknown option $1 (see the head of $0)" >&2; exit 2 ;;
     esac
     shift 2
 done
 data=$(realpath -m "$data"); exp=$(realpath -m "$exp")
 hq_check "$data" "$exp"
-store=$(realpath -m "${page%.md}")  # where stage 9 keeps every figure's files (and stage 3 the baselines' weights)
+store=$(realpath -m "${page%.md}")  # where stage 11 keeps every figure's files (and stage 3 the baselines' weights)
 subset=labeled_$labeled
 first_seed=${seeds%% *}
 arm_seeds=${arm_seeds:-$first_seed}
@@ -84,26 +97,41 @@ restore() {
     fi
 }
 
-# run STAGE OUT CONFIG_DIR CONFIG_NAME OVERRIDES...: train (resuming from OUT/checkpoint_last.pt)
-# and decode, unless OUT is DONE.  Every run validates, checkpoints and selects the same way.
-run() {
+# train STAGE OUT CONFIG_DIR CONFIG_NAME OVERRIDES...: train in OUT, resuming from its
+# checkpoint_last.pt.  Every run validates and checkpoints the same way.
+train() {
     local st=$1 out=$2 dir=$3 name=$4
     shift 4
-    if [ -f "$out/DONE" ]; then log "$st" "${out#"$exp"/}: done, skipped"; return; fi
-    restore "$st" "$out"
-    if [ -f "$out/RESTORED" ]; then log "$st" "${out#"$exp"/}: restored, skipped"; return; fi
     log "$st" "${out#"$exp"/}: training"
     mkdir -p "$out"
     fairseq-hydra-train --config-dir "$dir" --config-name "$name" common.user_dir=sslasr_plugin \
         "task.data=$(hq "$data")" "checkpoint.save_dir=$(hq "$out")" "hydra.run.dir=$(hq "$out/hydra")" \
         "common.tensorboard_logdir=$(hq "$out/tensorboard")" common.log_interval=50 \
         "dataset.max_tokens=$max_tokens" "dataset.validate_interval_updates=$interval" \
-        "checkpoint.save_interval_updates=$interval" checkpoint.keep_interval_updates=1 \
-        checkpoint.best_checkpoint_metric=uer "$@" >> "$out/train.out" 2>&1 \
+        "checkpoint.save_interval_updates=$interval" checkpoint.keep_interval_updates=1 "$@" >> "$out/train.out" 2>&1 \
         || { log "$st" "${out#"$exp"/}: training failed, see $out/train.out"; exit 1; }
+}
+
+# run STAGE OUT CONFIG_DIR CONFIG_NAME OVERRIDES...: train (checkpoint selected on valid CER) and
+# decode, unless OUT is DONE.
+run() {
+    local st=$1 out=$2
+    if [ -f "$out/DONE" ]; then log "$st" "${out#"$exp"/}: done, skipped"; return; fi
+    restore "$st" "$out"
+    if [ -f "$out/RESTORED" ]; then log "$st" "${out#"$exp"/}: restored, skipped"; return; fi
+    train "$@" checkpoint.best_checkpoint_metric=uer
     decode_run "$out"
     touch "$out/DONE"
     log "$st" "${out#"$exp"/}: done"
+}
+
+# prepare STAGE OUT CONFIG_DIR CONFIG_NAME OVERRIDES...: a training that is not decoded (a frame
+# teacher, a pre-training; checkpoint selected on valid loss), unless OUT is TRAINED.
+prepare() {
+    if [ -f "$2/TRAINED" ]; then log "$1" "${2#"$exp"/}: trained, skipped"; return; fi
+    train "$@"
+    touch "$2/TRAINED"
+    log "$1" "${2#"$exp"/}: trained"
 }
 
 baseline() {  # STAGE POINT SEED: supervised on the labeled subset until valid CER stops improving
@@ -116,17 +144,23 @@ best_point() {  # the sweep point whose first-seed run reached the lowest valid 
     python examples/lowres/local.py best --exp "$exp/$subset" --store "$store/$subset" --seed "$first_seed" $sweep
 }
 
-# pl_args STAGE INIT: continuing from a plateaued baseline (restored from the store when it was
-# trained on another machine); a PL arm and its control share these overrides.
-pl_args() {
-    restore "$1" "$(dirname "$2")"
-    if [ ! -s "$2" ]; then
-        echo "error: $2 does not exist: run stage 3 for this seed first (or bring back the run's directory)" >&2
+# baseline_init STAGE SEED: `init`, the best sweep point's baseline checkpoint of SEED (restored
+# from the store when it was trained on another machine).
+baseline_init() {
+    init="$exp/$subset/baseline_$(best_point)_s$2/checkpoint_best.pt"
+    restore "$1" "$(dirname "$init")"
+    if [ ! -s "$init" ]; then
+        echo "error: $init does not exist: run stage 3 for seed $2 first (or bring back the run's directory)" >&2
         exit 1
     fi
-    shift
+}
+
+# pl_args STAGE SEED: continuing from that seed's plateaued baseline; a PL arm and its control
+# share these overrides.
+pl_args() {
+    baseline_init "$1" "$2"
     point_args "$(best_point)"
-    pl=("checkpoint.finetune_from_model=$(hq "$1")" task.warmup_updates=0 "dataset.train_subset=$subset"
+    pl=("checkpoint.finetune_from_model=$(hq "$init")" task.warmup_updates=0 "dataset.train_subset=$subset"
         "optimization.max_update=$pl_updates" "optimization.lr=[0.0003]" "${sweep_args[@]}")
 }
 # The PL arms' own settings: 1 labeled : 4 pseudo-labeled updates through a cache of 100 batches
@@ -165,59 +199,115 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-    best=$(best_point)
     for seed in $seeds; do
-        pl_args 4 "$exp/$subset/baseline_${best}_s$seed/checkpoint_best.pt"
+        pl_args 4 "$seed"
         run 4 "$exp/$subset/control_s$seed" examples/slimipl slimipl +variant=supervised_only \
             "common.seed=$seed" "${pl[@]}"
     done
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-    best=$(best_point)
     for seed in $seeds; do
-        pl_args 5 "$exp/$subset/baseline_${best}_s$seed/checkpoint_best.pt"
+        pl_args 5 "$seed"
         run 5 "$exp/$subset/slimipl_hard_s$seed" examples/slimipl slimipl "common.seed=$seed" "${pl[@]}" \
             "${slimipl[@]}"
     done
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
-    pl_args 6 "$exp/$subset/baseline_$(best_point)_s$first_seed/checkpoint_best.pt"
+    pl_args 6 "$first_seed"
     run 6 "$exp/$subset/slimipl_hard_ood_s$first_seed" examples/slimipl slimipl "common.seed=$first_seed" \
         "${pl[@]}" "${slimipl[@]}" task.unlabeled_subsets=unlabeled_ood
 fi
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
     for seed in $arm_seeds; do
-        pl_args 7 "$exp/$subset/baseline_$(best_point)_s$seed/checkpoint_best.pt"
+        pl_args 7 "$seed"
         run 7 "$exp/$subset/soft_ctc_mix_s$seed" examples/slimipl slimipl +variant=soft_ctc_mix \
             "common.seed=$seed" "${pl[@]}" "${slimipl[@]}"
     done
 fi
 
+# lm_args SEED: `lm`, the overrides of LM-decoded pseudo-labels (word LM + lexicon), their weights
+# tuned on valid CER with SEED's baseline (`init`, set by pl_args).  CER, not WER: the labels train
+# a letter model, and the WER-best weights (LM weight 3, word score 0 on seed 1) gave labels short of
+# letters (0.84 of the labeled data's letter rate, greedy labels 0.92), a bias that fed on itself:
+# 0.48 and pseudo-label CER 54% within 300 updates (docs/results/lowres/notes.md).
+lm_args() {
+    local tuned="$exp/$subset/tune_lm_s$1"
+    if [ ! -s "$tuned/best.json" ]; then
+        log 8 "LM weights for seed $1's baseline, tuned on valid"
+        mkdir -p "$tuned"
+        python -m sslasr_plugin.decoding.tune_lm "$data" --path "$init" --kenlm-model "$data/lm/word.bin" \
+            --lexicon "$data/lm/lexicon.txt" --lm-weights 1 2 3 --scores -1 0 1 2 4 6 --metric cer \
+            --best-json "$tuned/best.json" > "$tuned/grid.md"
+    fi
+    read -r lm_weight word_score < <(python -c 'import json, sys; b = json.load(open(sys.argv[1]))
+print(b["lm_weight"], b["word_score"])' "$tuned/best.json")
+    lm=(task.pl_decoder=lm "task.kenlm_model=$(hq "$data/lm/word.bin")" "task.lexicon=$(hq "$data/lm/lexicon.txt")"
+        "task.pl_lm_weight=$lm_weight" "task.word_score=$word_score")
+}
+
 if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
     for seed in $arm_seeds; do
-        init="$exp/$subset/baseline_$(best_point)_s$seed/checkpoint_best.pt"
-        tuned="$exp/$subset/tune_lm_s$seed"
-        restore 8 "$(dirname "$init")"
-        if [ ! -s "$tuned/best.json" ]; then
-            log 8 "LM weights for seed $seed's baseline, tuned on valid"
-            mkdir -p "$tuned"
-            python -m sslasr_plugin.decoding.tune_lm "$data" --path "$init" --kenlm-model "$data/lm/word.bin" \
-                --lexicon "$data/lm/lexicon.txt" --lm-weights 1 2 3 --scores -1 0 1 2 \
-                --best-json "$tuned/best.json" > "$tuned/grid.md"
-        fi
-        read -r lm_weight word_score < <(python -c 'import json, sys; b = json.load(open(sys.argv[1]))
-print(b["lm_weight"], b["word_score"])' "$tuned/best.json")
-        pl_args 8 "$init"
+        pl_args 8 "$seed"
+        lm_args "$seed"
         run 8 "$exp/$subset/slimipl_lm_s$seed" examples/slimipl slimipl "common.seed=$seed" "${pl[@]}" \
-            "${slimipl[@]}" task.pl_decoder=lm "task.kenlm_model=$(hq "$data/lm/word.bin")" \
-            "task.lexicon=$(hq "$data/lm/lexicon.txt")" "task.pl_lm_weight=$lm_weight" "task.word_score=$word_score"
+            "${slimipl[@]}" "${lm[@]}"
+    done
+    # the held-out voices have no valid split of their own: the weights tuned on valid serve there too
+    pl_args 8 "$first_seed"
+    lm_args "$first_seed"
+    run 8 "$exp/$subset/slimipl_lm_ood_s$first_seed" examples/slimipl slimipl "common.seed=$first_seed" \
+        "${pl[@]}" "${slimipl[@]}" "${lm[@]}" task.unlabeled_subsets=unlabeled_ood
+fi
+
+# The frame teacher's files of SEED: the aligned units, the teacher, its labels.
+frame_dirs() {
+    units="$exp/$subset/frame_units_s$1"; teacher="$exp/$subset/frame_teacher_s$1"; frame_pl="$exp/$subset/frame_pl_s$1"
+}
+
+if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
+    for seed in $arm_seeds; do
+        baseline_init 9 "$seed"
+        frame_dirs "$seed"
+        if [ ! -s "$units/units.json" ]; then  # data_prep.align resumes a split it left unfinished
+            log 9 "${units#"$exp"/}: $subset and valid aligned by seed $seed's baseline, $classes classes at most"
+            python -m data_prep.align --ctc "$init" --data "$data" --splits "$subset" valid --out "$units" \
+                --classes "$classes" --min-frames "$min_frames" --no-progress
+        fi
+        prepare 9 "$teacher" examples/csl teacher "task.label_dir=$(hq "$units")" "model.init_encoder=$(hq "$init")" \
+            "dataset.train_subset=$subset" "optimization.max_update=$teacher_updates" "common.seed=$seed"
+        if [ ! -s "$frame_pl/valid.plab" ]; then  # data_prep.pseudo_labels resumes too
+            log 9 "${frame_pl#"$exp"/}: the teacher's frame labels of unlabeled and valid"
+            python -m data_prep.pseudo_labels --teacher "$teacher/checkpoint_best.pt" --data "$data" \
+                --splits unlabeled valid --out "$frame_pl" --no-progress
+        fi
     done
 fi
 
-if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
-    log 9 "results page $page"
+if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
+    point_args "$(best_point)"
+    for seed in $arm_seeds; do
+        frame_dirs "$seed"
+        if [ ! -f "$teacher/TRAINED" ] || [ ! -s "$frame_pl/valid.plab" ]; then
+            echo "error: no frame labels of seed $seed's teacher in $frame_pl: run stage 9 first" >&2
+            exit 1
+        fi
+        for arm in csl ce_pl; do
+            pre="$exp/$subset/${arm}_frame_pretrain_s$seed"
+            prepare 10 "$pre" examples/csl "$arm" "task.label_dir=$(hq "$frame_pl")" \
+                "optimization.max_update=$pretrain_updates" "common.seed=$seed"
+            # fine-tuning keeps finetune_w2v.yaml's share of frozen-encoder updates (1 in 5)
+            run 10 "$exp/$subset/${arm}_frame_s$seed" examples/ctc finetune_w2v \
+                "model.w2v_path=$(hq "$pre/checkpoint_last.pt")" "dataset.train_subset=$subset" \
+                "optimization.max_update=$ft_updates" "model.freeze_finetune_updates=$((ft_updates / 5))" \
+                "common.seed=$seed" "${sweep_args[@]}"
+        done
+    done
+fi
+
+if [ "$stage" -le 11 ] && [ "$stop_stage" -ge 11 ]; then
+    log 11 "results page $page"
     python examples/lowres/local.py rebuild --exp "$exp" --page "$page"
 fi

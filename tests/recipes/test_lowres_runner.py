@@ -19,7 +19,8 @@ from sslasr_plugin.checkpoint import load_checkpoint
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 TINY = ["--preset", "tiny", "--sweep", "d0.1_m0.2", "--oracle-updates", "3", "--base-updates", "3",
-        "--pl-updates", "4", "--interval", "2", "--patience", "2", "--decode-splits", "test_ood"]
+        "--pl-updates", "4", "--interval", "2", "--patience", "2", "--decode-splits", "test_ood",
+        "--teacher-updates", "3", "--pretrain-updates", "3", "--ft-updates", "4", "--classes", "40", "--min-frames", "5"]
 
 
 def runner(tmp: Path, *args):
@@ -38,11 +39,14 @@ def run(cmd):
 
 
 def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
-    out = run(runner(tmp_path, "--seeds", "1", "--stage", "0", "--stop-stage", "9"))
+    out = run(runner(tmp_path, "--seeds", "1", "--stage", "0", "--stop-stage", "11"))
     exp = tmp_path / "exp"
     runs = ["oracle_s1", "labeled_10min/baseline_d0.1_m0.2_s1", "labeled_10min/control_s1",
             "labeled_10min/slimipl_hard_s1", "labeled_10min/slimipl_hard_ood_s1", "labeled_10min/soft_ctc_mix_s1",
-            "labeled_10min/slimipl_lm_s1"]
+            "labeled_10min/slimipl_lm_s1", "labeled_10min/slimipl_lm_ood_s1", "labeled_10min/csl_frame_s1",
+            "labeled_10min/ce_pl_frame_s1"]
+    prepared = ["labeled_10min/frame_teacher_s1", "labeled_10min/csl_frame_pretrain_s1",
+                "labeled_10min/ce_pl_frame_pretrain_s1"]
     for name in runs:
         assert (exp / name / "DONE").exists(), out
         assert (exp / name / "decode_test_ood" / "generate-test_ood.txt").stat().st_size > 0
@@ -59,6 +63,26 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     lm_log = (exp / "labeled_10min/slimipl_lm_s1/hydra/hydra_train.log").read_text()
     assert "'pl_decoder': lm" in lm_log and f"'pl_lm_weight': {best['lm_weight']}" in lm_log
     assert f"'word_score': {best['word_score']}" in lm_log and "lm/word.bin" in lm_log
+    ood_log = (exp / "labeled_10min/slimipl_lm_ood_s1/hydra/hydra_train.log").read_text()
+    assert "'unlabeled_subsets': 'unlabeled_ood'" in ood_log and f"'pl_lm_weight': {best['lm_weight']}" in ood_log
+    # The frame teacher: the labeled subset aligned by the baseline, a frame cross-entropy model
+    # from the baseline's encoder, its labels of `unlabeled`; CSL and CE-PL pre-train on them from
+    # scratch (not decoded: TRAINED) and fine-tune with CTC on the labeled subset.
+    for name in prepared:
+        assert (exp / name / "TRAINED").exists() and not (exp / name / "DONE").exists()
+    units, labels = exp / "labeled_10min/frame_units_s1", exp / "labeled_10min/frame_pl_s1"
+    assert json.loads((units / "units.json").read_text())["fit_split"] == "labeled_10min"
+    teacher_log = (exp / "labeled_10min/frame_teacher_s1/hydra/hydra_train.log").read_text()
+    assert "baseline_d0.1_m0.2_s1/checkpoint_best.pt" in teacher_log and str(units) in teacher_log
+    assert (labels / "dict.plab.txt").read_text().split()[::2] == (units / "dict.unit.txt").read_text().split()[::2]
+    assert len((labels / "unlabeled.plab").read_text().splitlines()) == len(
+        (tmp_path / "data" / "unlabeled.tsv").read_text().splitlines()) - 1
+    for arm in ("csl", "ce_pl"):
+        pre_log = (exp / f"labeled_10min/{arm}_frame_pretrain_s1/hydra/hydra_train.log").read_text()
+        assert str(labels) in pre_log and "'train_subset': 'unlabeled'" in pre_log and "'init_encoder': None" in pre_log
+        ft_log = (exp / f"labeled_10min/{arm}_frame_s1/hydra/hydra_train.log").read_text()
+        assert f"{arm}_frame_pretrain_s1/checkpoint_last.pt" in ft_log and "'mask_prob': 0.2" in ft_log
+        assert "num_updates 4" in ft_log
     assert "'soft_ctc_weight': 0.5" in (exp / "labeled_10min/soft_ctc_mix_s1/hydra/hydra_train.log").read_text()
 
     # The page and its files: one row per run, the arm's ΔCER against its control.
@@ -75,6 +99,10 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
         assert len(hyps) == len((tmp_path / "data" / "test_ood.wrd").read_text().splitlines())
     arm_row = next(line for line in page.splitlines() if line.startswith("| labeled_10min/slimipl_hard |"))
     assert "[" in arm_row.split("|")[6] and "rel.)" in arm_row.split("|")[6]  # test_ood ΔCER, interval
+    csl_row = next(line for line in page.splitlines() if line.startswith("| labeled_10min/csl_frame | labeled_10min/ce_pl_frame |"))
+    assert "[" in csl_row.split("|")[5] and "rel.)" in csl_row.split("|")[5]  # CSL against CE-PL, test_ood
+    for name in prepared:
+        assert f"| {name} |" not in page
     control_row = next(line for line in page.splitlines() if line.startswith("| labeled_10min/control |"))
     assert control_row.split("|")[6].strip() == ""  # a control has no control
     assert (tmp_path / "page" / "lowres.png").stat().st_size > 0
@@ -82,9 +110,10 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
 
     # A second call skips every finished run and trains nothing.
     marks = {name: (exp / name / "DONE").stat().st_mtime for name in runs}
-    again = run(runner(tmp_path, "--seeds", "1", "--stage", "1", "--stop-stage", "8"))
+    again = run(runner(tmp_path, "--seeds", "1", "--stage", "1", "--stop-stage", "10"))
     # (stage 3 meets seed 1's baseline again, as the best sweep point's first seed)
     assert again.count("done, skipped") == len(runs) + 1 and "training" not in again
+    assert again.count("trained, skipped") == len(prepared) and "aligned" not in again and "frame labels" not in again
     assert marks == {name: (exp / name / "DONE").stat().st_mtime for name in runs}
 
     # Stage 3 with a second seed: kill its training after the first checkpoint, then resume.
@@ -123,5 +152,5 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     control_log = (exp / "labeled_10min/control_s1/hydra/hydra_train.log").read_text()
     assert "baseline_d0.1_m0.2_s1/checkpoint_best.pt" in control_log and "num_updates 4" in control_log
     assert (exp / "labeled_10min" / "baseline_d0.1_m0.2_s1" / "RESTORED").exists()
-    run(runner(tmp_path, "--seeds", "1", "--stage", "9", "--stop-stage", "9"))
+    run(runner(tmp_path, "--seeds", "1", "--stage", "11", "--stop-stage", "11"))
     assert (store / "labeled_10min" / "baseline_d0.1_m0.2_s1" / "facts.json").read_text() == facts_before

@@ -24,6 +24,11 @@ def test_names_pair_arms_with_their_controls(local):
     assert local.control_of("labeled_10min/control_s1") is None
     assert local.arm_of("labeled_10min/slimipl_lm_s3") == ("labeled_10min/slimipl_lm", 3)
     assert local.arm_of("oracle") == ("oracle", None)
+    # CSL and CE-PL fine-tunings against the control, and CSL against CE-PL (the paper's comparison)
+    assert local.control_of("labeled_10min/csl_frame_s2") == "labeled_10min/control_s2"
+    assert local.control_of("labeled_10min/ce_pl_frame_s1") == "labeled_10min/control_s1"
+    assert local.rival_of("labeled_10min/csl_frame_s2") == "labeled_10min/ce_pl_frame_s2"
+    assert local.rival_of("labeled_10min/ce_pl_frame_s2") is None and local.rival_of("control_s1") is None
 
 
 def test_references_of_another_corpus_are_named_by_count_and_first_differing_line(local):
