@@ -1,5 +1,6 @@
-"""benchmarks/lab_coverage.py on a teacher's labels (--labels): hand-made splits whose pair
-coverage and ceiling are known, and a label file that does not cover its split."""
+"""The frame-label benchmarks on hand-made files whose answers are counted by hand:
+benchmarks/lab_coverage.py on a teacher's labels (--labels), benchmarks/frame_label_accuracy.py;
+and the files each refuses."""
 import re
 import sys
 
@@ -42,3 +43,31 @@ def test_labels_that_do_not_cover_the_split_are_refused(tmp_path):
     proc = run_cli([sys.executable, "benchmarks/lab_coverage.py", "--data", tmp_path / "b", "--labels",
                     tmp_path / "b", "--split", "unlabeled"], check=False)
     assert proc.returncode != 0 and "labels 2 utterances of unlabeled" in proc.stderr and "lists 3" in proc.stderr
+
+
+def _labels(root, name, rows, classes):
+    root.mkdir(parents=True, exist_ok=True)
+    (root / f"dict.{name}.txt").write_text("".join(f"{c} 1\n" for c in classes))
+    (root / f"unlabeled.{name}").write_text("".join(" ".join(row) + "\n" for row in rows))
+
+
+def test_frame_label_accuracy_counts_classes_letters_and_non_separator_frames(tmp_path):
+    classes = ["A_0", "A_1", "B_0", "|_0"]
+    _labels(tmp_path / "ref", "unit", [["|_0", "A_0", "A_0", "B_0"], ["A_1", "|_0"]], classes)
+    _labels(tmp_path / "pl", "plab", [["|_0", "A_1", "A_0", "B_0"], ["B_0", "A_0"]], classes)
+    proc = run_cli([sys.executable, "benchmarks/frame_label_accuracy.py", "--labels", tmp_path / "pl",
+                    "--reference", tmp_path / "ref"])
+    shares = dict(re.findall(r"^\| (class|letter)[^|]* \| ([\d.]+) \|", proc.stdout, re.M))
+    assert float(shares["class"]) == round(3 / 6, 3)  # frames 1, 3, 4 of the first utterance
+    assert float(shares["letter"]) == round(4 / 6, 3)  # and frame 2 (A_1 against A_0)
+    assert f"| class, frames whose reference is not '|' | {2 / 4:.3f} |" in proc.stdout
+    assert "4 classes (4 used by the labels, 4 by the reference)" in proc.stdout
+    # another tying, or another frame count, is refused with the files named
+    _labels(tmp_path / "other", "unit", [["A_0"] * 4, ["A_0"] * 2], classes[:3] + ["|_1"])
+    proc = run_cli([sys.executable, "benchmarks/frame_label_accuracy.py", "--labels", tmp_path / "pl",
+                    "--reference", tmp_path / "other"], check=False)
+    assert proc.returncode == 2 and "list other classes" in proc.stderr
+    _labels(tmp_path / "short", "unit", [["A_0"] * 3, ["A_0"] * 2], classes)
+    proc = run_cli([sys.executable, "benchmarks/frame_label_accuracy.py", "--labels", tmp_path / "pl",
+                    "--reference", tmp_path / "short"], check=False)
+    assert proc.returncode == 2 and "utterance 1: 4 labelled frames against 3 aligned" in proc.stderr
