@@ -34,14 +34,17 @@ def length_ordered_batches(sizes: np.ndarray, max_tokens: int, seed: int):
     return [list(b) for b in data_utils.batch_by_size(order, lambda i: sizes[i], max_tokens=max_tokens)]
 
 
-def coverage(utt_labels, sizes, max_tokens: int, epochs: int):
+def coverage(utt_labels, sizes, max_tokens: int, epochs: int, buckets: int = 1):
+    """Pair coverage and utterances per batch, LAB off and on; distinct labels per utterance; the
+    share of (utterance, label) pairs another utterance of the split shares."""
     sets = LabelSets(utt_labels)
-    off = np.mean([pair_coverage(length_ordered_batches(sizes, max_tokens, e), sets) for e in range(epochs)])
-    on = np.mean([pair_coverage(label_aware_batches(sets, sizes, max_tokens, 1, epoch=e), sets)
-                  for e in range(1, epochs + 1)])
+    off = [length_ordered_batches(sizes, max_tokens, e) for e in range(epochs)]
+    on = [label_aware_batches(sets, sizes, max_tokens, seed=1, epoch=e, buckets=buckets) for e in range(1, epochs + 1)]
     holders = np.bincount(sets.pair_rank.astype(np.int64))  # utterances holding each label
     pairable = np.mean(holders[sets.pair_rank.astype(np.int64)] >= 2)
-    return off, on, np.mean([len(np.unique(lab)) for lab in utt_labels]), pairable
+    per_batch = [np.mean([len(b) for epoch in batches for b in epoch]) for batches in (off, on)]
+    return (np.mean([pair_coverage(b, sets) for b in off]), np.mean([pair_coverage(b, sets) for b in on]),
+            np.mean([len(np.unique(lab)) for lab in utt_labels]), pairable, per_batch)
 
 
 def main():
@@ -56,6 +59,8 @@ def main():
     parser.add_argument("--max-tokens", type=int, nargs="+", default=[640000],
                         help="samples per batch (examples/csl/csl.yaml: 640000), one row each")
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--buckets", type=int, default=1,
+                        help="LAB within N length buckets (task.label_aware_buckets; csl.yaml: 1)")
     args = parser.parse_args()
     rows = alignment_labels(args) if args.alignments else teacher_labels(args)
     sizes = np.array([int(row.split("\t")[1]) for row in
@@ -65,13 +70,14 @@ def main():
                          f"{args.split}, {args.data}/{args.split}.tsv lists {len(sizes)}: label the whole split")
     print(f"{args.split}: {len(sizes)} utterances, {sum(len(lab) for lab in rows[0][1])} frames")
     print("| labels | classes | batch (s of audio) | distinct labels per utterance | held by >= 2 utterances of "
-          "the split | pair coverage, LAB off | pair coverage, LAB on |")
-    print("|---|---|---|---|---|---|---|")
+          f"the split | pair coverage, LAB off | pair coverage, LAB on ({args.buckets} bucket(s)) | "
+          "utterances per batch, LAB off / on |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, utt_labels, count in rows:
         for max_tokens in args.max_tokens:
-            off, on, distinct, pairable = coverage(utt_labels, sizes, max_tokens, args.epochs)
+            off, on, distinct, pairable, per_batch = coverage(utt_labels, sizes, max_tokens, args.epochs, args.buckets)
             print(f"| {name} | {count} | {max_tokens / 16000:.0f} | {distinct:.1f} | {pairable:.3f} | {off:.3f} | "
-                  f"{on:.3f} |")
+                  f"{on:.3f} | {per_batch[0]:.1f} / {per_batch[1]:.1f} |")
 
 
 def alignment_labels(args):
