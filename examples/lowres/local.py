@@ -401,7 +401,8 @@ Protocol (`examples/lowres/run.sh`, one stage each):
   plus the control's (stage 10's defaults).
 
 CER and WER in %; valid is fairseq's letter error rate (word boundaries counted) of the selected
-checkpoint; ΔCER is an arm's CER minus its control's (same start, same total updates, same seed),
+checkpoint; ΔCER is an arm's CER minus its control's (same seed; a PL arm has the control's start and
+updates, a CSL or CE-PL student starts from scratch with the baseline's plus the control's updates),
 over all its seeds, with a paired bootstrap 95% interval that resamples the test utterances (each
 one's errors summed over the seeds) and the difference relative to the controls' CER (the spread
 across seeds is in the min-max column);
