@@ -95,8 +95,13 @@ def test_alignment_resumes_and_tying_is_deterministic(units, ctc_checkpoint, tin
 
 def test_teacher_labels_unlabeled_audio_and_csl_trains_on_them(teacher, units, tiny_corpus, tmp_path):
     pl = tmp_path / "pl"
-    run_cli([sys.executable, "-m", "data_prep.pseudo_labels", "--teacher", teacher, "--data", tiny_corpus,
-             "--splits", "unlabeled", "valid", "--out", pl, "--no-progress", "--posteriors"])
+    proc = run_cli([sys.executable, "-m", "data_prep.pseudo_labels", "--teacher", teacher, "--data", tiny_corpus,
+                    "--splits", "unlabeled", "valid", "--out", pl, "--no-progress", "--posteriors"])
+    # a frame teacher's labels are also scored reading a letter per run of one letter
+    assert re.search(r"unlabeled: pseudo-label WER [\d.]+, CER [\d.]+ against unlabeled.ltr \(a letter per run of one "
+                     r"class\); WER [\d.]+, CER [\d.]+ read a letter per run of one letter", proc.stdout)
+    runs = json.loads((pl / "plab.json").read_text())["oracle_error_rates"]["valid"]["letter_runs"]
+    assert 0 <= runs["cer"] and runs["utterances"] == 8
     classes = [line.split()[0] for line in (pl / "dict.plab.txt").read_text().splitlines()]
     assert classes == [line.split()[0] for line in (units / "dict.unit.txt").read_text().splitlines()]
     assert json.loads((pl / "plab.json").read_text())["rule"].startswith("frame teacher")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from data_prep.align import midpoint_segments, segment_labels, spike_segments, viterbi_segments
-from data_prep.pseudo_labels import class_transcript
+from data_prep.pseudo_labels import class_transcript, letter_runs
 from data_prep.units import TiedUnits, TyingError, contexts, tie_units
 
 
@@ -86,3 +86,5 @@ def test_class_transcript_reads_letters_from_class_runs():
 
     d = Dictionary(["<s>", "<pad>", "</s>", "<unk>", "H_0", "I_2", "|_1", "I_0"])
     assert class_transcript(np.array([4, 4, 5, 7, 7, 6, 6]), d) == "H I I |"
+    # read a letter per run of one letter instead: the two runs of I (classes I_2, I_0) once
+    assert letter_runs("H I I | | A") == "H I | A" and letter_runs("") == ""
