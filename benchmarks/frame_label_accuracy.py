@@ -17,15 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep.units import SEPARATOR
+from data_prep.units import SEPARATOR, class_letter
 
 
 def read_rows(path: Path):
     return [line.split() for line in path.read_text().splitlines()]
-
-
-def letter(name: str) -> str:
-    return name.rsplit("_", 1)[0]
 
 
 def agreement(labels, reference):
@@ -34,9 +30,9 @@ def agreement(labels, reference):
     for n, (hyp, ref) in enumerate(zip(labels, reference)):
         if len(hyp) != len(ref):
             raise ValueError(f"utterance {n + 1}: {len(hyp)} labelled frames against {len(ref)} aligned")
-        hyp, ref = np.array(hyp), np.array(ref)
-        letters_hyp = np.array([letter(x) for x in hyp]) if len(hyp) else hyp
-        letters_ref = np.array([letter(x) for x in ref]) if len(ref) else ref
+        letters_hyp = np.array([class_letter(x) for x in hyp], dtype=object)
+        letters_ref = np.array([class_letter(x) for x in ref], dtype=object)
+        hyp, ref = np.array(hyp, dtype=object), np.array(ref, dtype=object)
         keep = letters_ref != SEPARATOR
         frames += len(ref)
         same += int((hyp == ref).sum())

@@ -34,18 +34,21 @@ def length_ordered_batches(sizes: np.ndarray, max_tokens: int, seed: int):
     return [list(b) for b in data_utils.batch_by_size(order, lambda i: sizes[i], max_tokens=max_tokens)]
 
 
-def coverage(utt_labels, sizes, max_tokens: int, epochs: int, buckets: int = 1):
-    """Pair coverage and utterances per batch, LAB off and on; distinct labels per utterance; the
-    share of (utterance, label) pairs another utterance of the split shares."""
+def label_statistics(utt_labels):
+    """The label sets of the split, distinct labels per utterance, and the share of (utterance,
+    label) pairs another utterance of the split shares."""
     sets = LabelSets(utt_labels)
-    off = [length_ordered_batches(sizes, max_tokens, e) for e in range(epochs)]
-    on = [label_aware_batches(sets, sizes, max_tokens, seed=1, epoch=e, buckets=buckets) for e in range(1, epochs + 1)]
     holders = np.bincount(sets.pair_rank.astype(np.int64))  # utterances holding each label
     pairable = np.mean(holders[sets.pair_rank.astype(np.int64)] >= 2)
-    per_batch = [np.mean([len(b) for epoch in batches for b in epoch]) for batches in (off, on)]
-    return (np.mean([pair_coverage(b, sets) for b in off]), np.mean([pair_coverage(b, sets) for b in on]),
-            np.mean([len(np.unique(lab)) for lab in utt_labels]), pairable, per_batch)
+    return sets, np.mean([len(np.unique(lab)) for lab in utt_labels]), pairable
 
+
+def coverage(sets, sizes, max_tokens: int, epochs: int, buckets: int = 1):
+    """Pair coverage and utterances per batch, LAB off and on."""
+    off = [length_ordered_batches(sizes, max_tokens, e) for e in range(epochs)]
+    on = [label_aware_batches(sets, sizes, max_tokens, seed=1, epoch=e, buckets=buckets) for e in range(1, epochs + 1)]
+    per_batch = [np.mean([len(b) for epoch in batches for b in epoch]) for batches in (off, on)]
+    return np.mean([pair_coverage(b, sets) for b in off]), np.mean([pair_coverage(b, sets) for b in on]), per_batch
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -74,8 +77,9 @@ def main():
           "utterances per batch, LAB off / on |")
     print("|---|---|---|---|---|---|---|---|")
     for name, utt_labels, count in rows:
+        sets, distinct, pairable = label_statistics(utt_labels)
         for max_tokens in args.max_tokens:
-            off, on, distinct, pairable, per_batch = coverage(utt_labels, sizes, max_tokens, args.epochs, args.buckets)
+            off, on, per_batch = coverage(sets, sizes, max_tokens, args.epochs, args.buckets)
             print(f"| {name} | {count} | {max_tokens / 16000:.0f} | {distinct:.1f} | {pairable:.3f} | {off:.3f} | "
                   f"{on:.3f} | {per_batch[0]:.1f} / {per_batch[1]:.1f} |")
 

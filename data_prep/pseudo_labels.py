@@ -41,6 +41,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from data_prep.units import class_letter
 from sslasr_data.files import write_text
 from sslasr_data.validate import DataError, audio_files
 
@@ -172,7 +173,7 @@ def class_transcript(labels: np.ndarray, dictionary) -> str:
     """The letters a frame teacher's class path spells: a letter per run of one class, read
     from the class name ('<letter>_<k>', data_prep.units); '|' separates words."""
     runs = labels[np.r_[True, labels[1:] != labels[:-1]]]
-    return " ".join(dictionary[i].rsplit("_", 1)[0] for i in runs)
+    return " ".join(class_letter(dictionary[i]) for i in runs)
 
 
 def pseudo_label_split(model, dictionary, data: str, split: str, out: str, batch_size: int = 8,

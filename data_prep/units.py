@@ -28,6 +28,11 @@ class TyingError(ValueError):
     pass
 
 
+def class_letter(name: str) -> str:
+    """The letter of a class name '<letter>_<k>' (tie_units' names)."""
+    return name.rsplit("_", 1)[0]
+
+
 def contexts(tokens: Sequence[str]) -> List[Unit]:
     """The unit of every token of a transcript (letters and '|' separators, as in {split}.ltr)."""
     letters = [i for i, t in enumerate(tokens) if t != SEPARATOR]
