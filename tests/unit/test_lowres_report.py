@@ -79,6 +79,8 @@ def test_page_pools_seeds_against_controls(local, tmp_path):
     # characters and 0 of 4): -10.00 (the first twice), -7.14 or 0.00 (the second twice), each
     # extreme with probability 1/4, so they are its 2.5 and 97.5 percentiles.
     assert cells[6] == "-7.14 [-10.00, +0.00] (-50% rel.)"
+    # and each seed's own difference, the training seeds' spread: 0/7 - 1/7 and 1/7 - 1/7
+    assert cells[7] == cells[8] == "-14.29, +0.00"
     assert "| labeled_10min/control_s1 | 10.0 |" in text
     assert (tmp_path / "page" / "lowres_minutes.png").stat().st_size > 0
     assert "lowres_minutes.png" in text and "the command" in text
