@@ -16,6 +16,11 @@ every sentence of any preset's unlabeled* splits: an LM that holds the unlabeled
 would hand LM-decoded pseudo-labels the oracle.  ``--include-unlabeled`` keeps them (recorded in
 lm.json).  The fortune sentences outside the corpus's word-count window (no split ever speaks
 them) are added unless ``--no-extra-fortunes``.
+
+How much of a corpus's transcripts the lexicon can spell (a lexicon decoder cannot emit the rest,
+so LM-decoded labels lose their letters):
+
+    python -m data_prep.lm --out data/lm --coverage data/demo
 """
 import argparse
 import json
@@ -134,6 +139,29 @@ def build_lms(out: str, word_order: int = 4, letter_order: int = 6, include_unla
     return out_dir
 
 
+def lexicon_coverage(lexicon: Path, transcripts: Sequence[str]) -> dict:
+    """How much of ``transcripts`` (lines of words) a lexicon decoder can spell: the share of
+    words, of their letters, and of utterances with a word outside the lexicon, in %."""
+    known = {line.split("\t", 1)[0] for line in lexicon.read_text().splitlines() if line.strip()}
+    words = [word for line in transcripts for word in line.split()]
+    oov_letters = sum(len(word) for word in words if word not in known)
+    return {"words": len(words),
+            "oov_words": 100.0 * sum(word not in known for word in words) / max(len(words), 1),
+            "oov_letters": 100.0 * oov_letters / max(sum(len(word) for word in words), 1),
+            "utterances_with_oov": 100.0 * sum(any(w not in known for w in line.split()) for line in transcripts)
+            / max(len(transcripts), 1)}
+
+
+def print_coverage(lm_dir: Path, data: Path, splits: Sequence[str]) -> None:
+    print("| split | words | out-of-lexicon words % | their letters % | utterances with one % |\n|---|---|---|---|---|")
+    for split in splits:
+        path = data / f"{split}.wrd"
+        if not path.exists():
+            raise LmError(f"{path} does not exist (a split's word transcripts; data_prep.corpus writes them)")
+        c = lexicon_coverage(lm_dir / "lexicon.txt", path.read_text().splitlines())
+        print(f"| {split} | {c['words']} | {c['oov_words']:.1f} | {c['oov_letters']:.1f} | {c['utterances_with_oov']:.0f} |")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="output directory")
@@ -145,7 +173,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--no-extra-fortunes", action="store_true",
                         help="only sentences of the corpus's word-count window")
     parser.add_argument("--overwrite", action="store_true", help="replace LMs already in --out")
+    parser.add_argument("--coverage", metavar="DATA", default=None,
+                        help="build nothing: print how much of DATA's transcripts the lexicon in --out covers")
+    parser.add_argument("--splits", nargs="+", default=["unlabeled", "unlabeled_ood", "valid", "test", "test_ood"],
+                        help="with --coverage: the splits ({split}.wrd) to measure")
     args = parser.parse_args(argv)
+    if args.coverage:
+        if not (Path(args.out) / "lexicon.txt").exists():
+            print(f"error: {Path(args.out) / 'lexicon.txt'} does not exist: build the LMs first "
+                  f"(python -m data_prep.lm --out {args.out})", file=sys.stderr)
+            return 2
+        try:
+            print_coverage(Path(args.out), Path(args.coverage), args.splits)
+        except LmError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        return 0
     try:
         out = build_lms(args.out, args.word_order, args.letter_order, args.include_unlabeled,
                         not args.no_extra_fortunes, args.overwrite)

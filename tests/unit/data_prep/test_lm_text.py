@@ -4,7 +4,7 @@ import json
 import pytest
 
 from data_prep.corpus import EVAL_SPLITS, PRESETS, eval_pool_sentences, load_sentences, plan_corpus
-from data_prep.lm import LmError, build_lms, lm_text
+from data_prep.lm import LmError, build_lms, lexicon_coverage, lm_text, main
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +53,18 @@ def test_build_lms_writes_both_lms_and_the_lexicon(tmp_path):
     (out / "lm.json").unlink()
     build_lms(str(out), word_order=2, letter_order=3, sentences=["A DOG"])
     assert json.loads((out / "lm.json").read_text())["sentences"] == 1 and "DOG" in ngrams(out / "word.arpa")
+
+
+def test_lexicon_coverage_counts_words_letters_and_utterances(tmp_path, capsys):
+    (tmp_path / "lexicon.txt").write_text("A\tA |\nBC\tB C |\n")
+    # 5 words, 2 outside (DEF, G): 40%; their 4 of 8 letters; 2 of 3 utterances hold one
+    transcripts = ["A BC", "DEF A", "G"]
+    assert lexicon_coverage(tmp_path / "lexicon.txt", transcripts) == pytest.approx(
+        {"words": 5, "oov_words": 40.0, "oov_letters": 50.0, "utterances_with_oov": 100 * 2 / 3})
+    (tmp_path / "valid.wrd").write_text("\n".join(transcripts) + "\n")
+    assert main(["--out", str(tmp_path), "--coverage", str(tmp_path), "--splits", "valid"]) == 0
+    assert "| valid | 5 | 40.0 | 50.0 | 67 |" in capsys.readouterr().out
+    # a split without transcripts is named, and nothing is built
+    assert main(["--out", str(tmp_path), "--coverage", str(tmp_path), "--splits", "test"]) == 2
+    assert f"{tmp_path / 'test.wrd'} does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "lm.json").exists()
