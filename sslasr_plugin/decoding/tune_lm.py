@@ -5,7 +5,8 @@
         --decode test test_ood --results-path exp/demo_ctc/decode_lm_word
 
 The model runs once over the tuning split; every grid point decodes the stored log-probs with
-``decoding.lm.LmBeamDecoder``, the decoder fairseq-generate uses.  Without --lexicon
+``decoding.lm.LmBeamDecoder``, the decoder fairseq-generate uses, and the first row decodes them
+greedily (no LM), the reference the grid is read against.  Without --lexicon
 (lexicon-free, a letter LM) the second axis is the score per word boundary (``--sil-weight``),
 as flashlight's lexicon-free decoder has no word score.  ``--decode`` runs fairseq-generate on
 those splits with the best pair and prints the WER/CER table.
@@ -22,7 +23,7 @@ import torch
 
 from sslasr_data.files import write_text
 
-from .ctc import emissions
+from .ctc import emissions, greedy_decode
 from .lm import LmBeamDecoder, LmDecodingError
 from .report import error_rates, markdown_table, read_generate_output
 
@@ -115,9 +116,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except LmDecodingError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    # the same emissions decoded without the LM: what every grid row is read against
+    greedy = decode_wer(greedy_decode, utterances, dictionary, blank)
     option = "--word-score" if args.lexicon else "--sil-weight"
     print(f"| --lm-weight | {option} | {args.subset} WER % | CER % | letters / reference letters | decoding s |\n"
           "|---|---|---|---|---|---|")
+    print(f"| greedy, no LM | | {greedy['wer']:.2f} | {greedy['cer']:.2f} | {greedy['length_ratio']:.3f} | "
+          f"{greedy['seconds']:.1f} |")
     for lm_weight, score, rates in results:
         print(f"| {lm_weight} | {score} | {rates['wer']:.2f} | {rates['cer']:.2f} | {rates['length_ratio']:.3f} | "
               f"{rates['seconds']:.1f} |")
@@ -128,7 +133,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.best_json:
         choice = {"lm_weight": lm_weight, option.lstrip("-").replace("-", "_"): score, "subset": args.subset,
                   "metric": args.metric, "wer": best["wer"], "cer": best["cer"],
-                  "length_ratio": best["length_ratio"], "beam": args.beam}
+                  "length_ratio": best["length_ratio"], "beam": args.beam,
+                  "greedy": {key: greedy[key] for key in ("wer", "cer", "length_ratio")}}
         write_text(args.best_json, json.dumps(choice, indent=1) + "\n")
     reports = {}
     for split in args.decode:

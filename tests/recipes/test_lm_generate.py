@@ -65,6 +65,11 @@ def test_tune_lm_prints_the_best_pair_and_decodes_with_it(tiny_corpus, ctc_check
                                                           proc.stdout, re.M)}
     assert len(ratios) == 4 and ratios[("1.0", "20.0")] >= ratios[("1.0", "0.0")]
     assert re.search(r"^\| test \| 8 \| \d+ \|", proc.stdout, re.M)
+    # the first row: the same emissions without the LM, as fairseq-generate decodes valid greedily
+    greedy = re.search(r"^\| greedy, no LM \| \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|", proc.stdout, re.M)
+    plain = generate(tiny_corpus, ctc_checkpoint, "valid")
+    plain = re.search(r"Generate valid with beam=1: WER: ([\d.]+)", plain.stdout + plain.stderr)
+    assert greedy and plain and float(greedy.group(1)) == pytest.approx(float(plain.group(1)), abs=0.01)
     assert (tmp_path / "decode" / "test" / "generate-test.txt").exists()
 
     # --metric cer: the pair of lowest CER (pseudo-labels for a letter model), written for scripts
@@ -75,6 +80,7 @@ def test_tune_lm_prints_the_best_pair_and_decodes_with_it(tiny_corpus, ctc_check
     cers = [float(c) for c in re.findall(r"^\| [\d.]+ \| [\d.-]+ \| [\d.]+ \| ([\d.]+) \|", proc.stdout, re.M)]
     chosen = json.loads((tmp_path / "best.json").read_text())
     assert len(cers) == 4 and chosen["metric"] == "cer" and round(chosen["cer"], 2) == min(cers)
+    assert set(chosen["greedy"]) == {"wer", "cer", "length_ratio"}
     assert "best on valid by CER" in proc.stdout and 0 <= chosen["length_ratio"]
 
 
