@@ -331,13 +331,32 @@ def _figure(out: Path, xlabel: str, ylabel: str, draw, log_x: bool = False) -> N
     plt.close(fig)
 
 
+def curve_styles(names: List[str]) -> Dict[str, Dict[str, str]]:
+    """One colour per arm and one line style per seed, so that a dozen runs stay apart (the
+    default colour cycle repeats after ten)."""
+    import matplotlib
+
+    arms = sorted({arm_of(name)[0] for name in names})
+    colours = matplotlib.colormaps["tab20"].colors
+    dashes = ["-", "--", ":", "-."]
+    styles = {}
+    for name in names:
+        arm, seed = arm_of(name)
+        k = arms.index(arm)  # the dark shades of tab20 first, then the light ones
+        styles[name] = {"color": colours[(2 * k) % 20 + (k // 10) % 2],
+                        "linestyle": dashes[((seed or 1) - 1) % len(dashes)]}
+    return styles
+
+
 def _plot_curves(store: Path, runs: Dict[str, Path], out: Path) -> None:
+    styles = curve_styles(list(runs))
+
     def draw(ax):
         for name, run in runs.items():
             lines = (run / "valid_curve.tsv").read_text().splitlines()[1:]
             points = [(int(u), float(c)) for u, _, c, _ in (line.split("\t") for line in lines) if c]
             if points:
-                ax.plot(*zip(*points), marker=".", label=name)
+                ax.plot(*zip(*points), marker=".", label=name, **styles[name])
 
     _figure(out, "updates (each run's own count; PL arms and controls start from their baseline)",
             "valid CER % (greedy)", draw)

@@ -31,6 +31,18 @@ def test_names_pair_arms_with_their_controls(local):
     assert local.rival_of("labeled_10min/ce_pl_frame_s2") is None and local.rival_of("control_s1") is None
 
 
+def test_curves_get_a_colour_per_arm_and_a_line_style_per_seed(local):
+    names = [f"labeled_10min/{arm}_s{seed}" for arm in ("baseline_d0.2_m0.4", "control", "slimipl_hard")
+             for seed in (1, 2, 3)] + [f"labeled_10min/arm{k}_s1" for k in range(9)] + ["oracle_s1"]
+    styles = local.curve_styles(names)
+    by_arm = {}
+    for name in names:
+        by_arm.setdefault(local.arm_of(name)[0], set()).add(styles[name]["color"])
+    assert all(len(colours) == 1 for colours in by_arm.values())
+    assert len({next(iter(c)) for c in by_arm.values()}) == len(by_arm) == 13  # no two arms alike
+    assert [styles[f"labeled_10min/control_s{seed}"]["linestyle"] for seed in (1, 2, 3)] == ["-", "--", ":"]
+
+
 def test_references_of_another_corpus_are_named_by_count_and_first_differing_line(local):
     assert local._first_difference("a\nb\nc\n", "a\nx\n") == "3 utterances there, 2 here; line 2 is 'b' there, 'x' here"
     assert local._first_difference("a\nb\n", "a\nb\nc\n") == "2 utterances there, 3 here; they agree on the first 2 lines"
