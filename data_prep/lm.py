@@ -139,10 +139,13 @@ def build_lms(out: str, word_order: int = 4, letter_order: int = 6, include_unla
     return out_dir
 
 
-def lexicon_coverage(lexicon: Path, transcripts: Sequence[str]) -> dict:
-    """How much of ``transcripts`` (lines of words) a lexicon decoder can spell: the share of
-    words, of their letters, and of utterances with a word outside the lexicon, in %."""
-    known = {line.split("\t", 1)[0] for line in lexicon.read_text().splitlines() if line.strip()}
+def lexicon_words(lexicon: Path) -> set:
+    return {line.split("\t", 1)[0] for line in lexicon.read_text().splitlines() if line.strip()}
+
+
+def lexicon_coverage(known: set, transcripts: Sequence[str]) -> dict:
+    """How much of ``transcripts`` (lines of words) a lexicon of the words ``known`` can spell: the
+    share of words, of their letters, and of utterances with a word outside it, in %."""
     words = [word for line in transcripts for word in line.split()]
     oov_letters = sum(len(word) for word in words if word not in known)
     return {"words": len(words),
@@ -154,11 +157,12 @@ def lexicon_coverage(lexicon: Path, transcripts: Sequence[str]) -> dict:
 
 def print_coverage(lm_dir: Path, data: Path, splits: Sequence[str]) -> None:
     print("| split | words | out-of-lexicon words % | their letters % | utterances with one % |\n|---|---|---|---|---|")
+    known = lexicon_words(lm_dir / "lexicon.txt")
     for split in splits:
         path = data / f"{split}.wrd"
         if not path.exists():
             raise LmError(f"{path} does not exist (a split's word transcripts; data_prep.corpus writes them)")
-        c = lexicon_coverage(lm_dir / "lexicon.txt", path.read_text().splitlines())
+        c = lexicon_coverage(known, path.read_text().splitlines())
         print(f"| {split} | {c['words']} | {c['oov_words']:.1f} | {c['oov_letters']:.1f} | {c['utterances_with_oov']:.0f} |")
 
 

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from data_prep.corpus import EVAL_SPLITS, PRESETS, eval_pool_sentences, load_sentences, plan_corpus
-from data_prep.lm import LmError, build_lms, lexicon_coverage, lm_text, main
+from data_prep.lm import LmError, build_lms, lexicon_coverage, lexicon_words, lm_text, main
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_lexicon_coverage_counts_words_letters_and_utterances(tmp_path, capsys):
     (tmp_path / "lexicon.txt").write_text("A\tA |\nBC\tB C |\n")
     # 5 words, 2 outside (DEF, G): 40%; their 4 of 8 letters; 2 of 3 utterances hold one
     transcripts = ["A BC", "DEF A", "G"]
-    assert lexicon_coverage(tmp_path / "lexicon.txt", transcripts) == pytest.approx(
+    assert lexicon_coverage(lexicon_words(tmp_path / "lexicon.txt"), transcripts) == pytest.approx(
         {"words": 5, "oov_words": 40.0, "oov_letters": 50.0, "utterances_with_oov": 100 * 2 / 3})
     (tmp_path / "valid.wrd").write_text("\n".join(transcripts) + "\n")
     assert main(["--out", str(tmp_path), "--coverage", str(tmp_path), "--splits", "valid"]) == 0
