@@ -24,7 +24,8 @@
 #  10  CSL and CE-PL on those labels, --arm-seeds: pre-training on `unlabeled` from scratch
 #      (examples/csl/csl.yaml, ce_pl.yaml), then CTC fine-tuning on the labeled subset
 #      (examples/ctc/finetune_w2v.yaml with the baseline's dropout and masking); pre-training plus
-#      fine-tuning updates equal the baseline's budget plus the control's by default
+#      fine-tuning updates equal the baseline's budget plus the control's by default;
+#      --frame-arms csl (or ce_pl) runs one, so that two processes can run the two side by side
 #  11  rebuild the results page and plots from the runs' logs and decodes
 #
 # Every run selects its checkpoint on valid CER and is decoded (greedy CTC) on test and test_ood;
@@ -43,7 +44,7 @@ stage=0; stop_stage=11; preset=lowres; labeled=10min; seeds="1 2 3"; arm_seeds=
 data=data/lowres; exp=exp/lowres; page=docs/results/lowres.md
 oracle_updates=5000; base_updates=4000; patience=6; pl_updates=3000; interval=250
 sweep="d0.1_m0.2 d0.2_m0.4 d0.3_m0.6"; max_tokens=640000; decode_splits="test test_ood"
-teacher_updates=1000; pretrain_updates=4000; ft_updates=3000; classes=500; min_frames=30
+teacher_updates=1000; pretrain_updates=4000; ft_updates=3000; classes=500; min_frames=30; frame_arms="csl ce_pl"
 while [ $# -gt 0 ]; do
     case "$1" in
         --stage) stage=$2 ;; --stop-stage) stop_stage=$2 ;; --preset) preset=$2 ;; --labeled) labeled=$2 ;;
@@ -53,9 +54,13 @@ while [ $# -gt 0 ]; do
         --decode-splits) decode_splits=$2 ;; --arm-seeds) arm_seeds=$2 ;;
         --teacher-updates) teacher_updates=$2 ;; --pretrain-updates) pretrain_updates=$2 ;;
         --ft-updates) ft_updates=$2 ;; --classes) classes=$2 ;; --min-frames) min_frames=$2 ;;
+        --frame-arms) frame_arms=$2 ;;
         *) echo "error: unknown option $1 (see the head of $0)" >&2; exit 2 ;;
     esac
     shift 2
+done
+for arm in $frame_arms; do
+    case "$arm" in csl|ce_pl) ;; *) echo "error: --frame-arms takes csl and/or ce_pl, not '$arm'" >&2; exit 2 ;; esac
 done
 data=$(realpath -m "$data"); exp=$(realpath -m "$exp")
 hq_check "$data" "$exp"
@@ -294,7 +299,7 @@ if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
             echo "error: no frame labels of seed $seed's teacher in $frame_pl: run stage 9 first" >&2
             exit 1
         fi
-        for arm in csl ce_pl; do
+        for arm in $frame_arms; do
             pre="$exp/$subset/${arm}_frame_pretrain_s$seed"
             prepare 10 "$pre" examples/csl "$arm" "task.label_dir=$(hq "$frame_pl")" \
                 "optimization.max_update=$pretrain_updates" "common.seed=$seed"

@@ -115,6 +115,12 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     assert again.count("done, skipped") == len(runs) + 1 and "training" not in again
     assert again.count("trained, skipped") == len(prepared) and "aligned" not in again and "frame labels" not in again
     assert marks == {name: (exp / name / "DONE").stat().st_mtime for name in runs}
+    # --frame-arms picks stage 10's arms (two processes can run CSL and CE-PL side by side)
+    one = run(runner(tmp_path, "--seeds", "1", "--stage", "10", "--stop-stage", "10", "--frame-arms", "ce_pl"))
+    assert "ce_pl_frame_s1: done, skipped" in one and "csl_frame" not in one, one
+    bad = subprocess.run(runner(tmp_path, "--stage", "10", "--frame-arms", "csl cpc"), cwd=REPO, env=env(),
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--frame-arms takes csl and/or ce_pl, not 'cpc'" in bad.stderr
 
     # Stage 3 with a second seed: kill its training after the first checkpoint, then resume.
     cmd = runner(tmp_path, "--seeds", "1 2", "--stage", "3", "--stop-stage", "3", "--base-updates", "8")
