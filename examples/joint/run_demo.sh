@@ -2,7 +2,8 @@
 # Joint masked CPC + CTC against its baselines and ablations on the demo corpus (built by
 # `bash run.sh demo`).  Every arm makes the same number of CTC updates (SUP_UPDATES); the
 # joint arms add their unsupervised updates on top.  Each arm: train, decode test and
-# test_ood with greedy CTC; then one WER/CER table.  Re-running resumes finished arms at once.
+# test_ood with greedy CTC; then one WER/CER table and the arms' learning curves against their CTC
+# updates (EXP/joint[_RECIPE]_curves.png, one TSV per arm beside it).  Re-running resumes finished arms at once.
 #
 #   PATH=$PWD/.venv/bin:$PATH SUP_UPDATES=600 bash examples/joint/run_demo.sh
 #   ARMS="joint update_ratio_5" ...     only some arms
@@ -18,6 +19,7 @@ RECIPE=${RECIPE:-}
 
 source "$(dirname "$0")/../decode.sh"
 reports=()
+curves=()
 for arm in $ARMS; do
     case "$arm" in
         supervised_only) overrides=("+variant=supervised_only" "optimization.max_update=$SUP") ;;
@@ -32,5 +34,9 @@ for arm in $ARMS; do
         task.data="$(hq "$DATA")" checkpoint.save_dir="$(hq "$out")" hydra.run.dir="$(hq "$out/hydra")" \
         dataset.validate_interval_updates=250 checkpoint.save_interval_updates=250 ${RECIPE:+"+recipe=$RECIPE"} "${overrides[@]}"
     decode "$out/checkpoint_best.pt" "$out" "$arm"
+    curves+=("$arm=$out")
 done
 python -m sslasr_plugin.decoding.report "${reports[@]}" | tee "$EXP/joint${RECIPE:+_$RECIPE}_results.md"
+# valid letter error against CTC updates, and the losses against their own updates (each arm its schedule)
+python examples/joint/curves.py --out "$EXP/joint${RECIPE:+_$RECIPE}_curves.png" \
+    --tsv-dir "$EXP/joint${RECIPE:+_$RECIPE}_curves" "${curves[@]}"

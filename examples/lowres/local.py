@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from sslasr_data.files import write_text
+from sslasr_data.train_log import config_value, read_log
 from sslasr_data.validate import read_manifest
 
 SPLITS = ("test", "test_ood")
@@ -42,35 +43,10 @@ def oracle_manifest(data: Path) -> None:
         write_text(data / f"oracle.{ext}", "".join(line + "\n" for line in lines))
 
 
-def _fields(line: str) -> Dict[str, float]:
-    """Numeric `key value` (valid lines) or `key=value` (train lines) fields of a fairseq log line."""
-    out = {}
-    for key, value in re.findall(r"(\w+)[ =](-?[\d.]+(?:e-?\d+)?)(?=,|\s*\||\s*$)", line):
-        try:
-            out[key] = float(value)
-        except ValueError:
-            pass
-    return out
-
-
-def read_log(path: Path) -> Dict[str, List[Dict[str, float]]]:
-    """Validation and training records of a fairseq-hydra-train log."""
-    records = {"valid": [], "train": []}
-    if not path.exists():
-        return records
-    for line in path.read_text(errors="replace").splitlines():
-        if "valid on 'valid' subset" in line:
-            records["valid"].append(_fields(line))
-        elif "[train_inner]" in line or "[train][INFO]" in line:  # interval lines and epoch summaries
-            records["train"].append(_fields(line.split("][INFO]", 1)[1]))
-    return records
-
-
 def run_config(log: Path) -> Dict[str, str]:
     """The task's `data` and `train_subset` as the run's log prints its config (empty if absent)."""
-    text = log.read_text(errors="replace") if log.exists() else ""
-    found = {key: re.search(rf"'{key}': '([^']*)'", text) for key in ("data", "train_subset")}
-    return {key: m.group(1) for key, m in found.items() if m} if all(found.values()) else {}
+    found = {"data": config_value(log, "task", "data"), "train_subset": config_value(log, "dataset", "train_subset")}
+    return found if all(found.values()) else {}
 
 
 def subset_minutes(data: Path, subset: str) -> Optional[float]:

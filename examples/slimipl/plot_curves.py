@@ -8,30 +8,27 @@ transcripts (pl_cer), their token rate against the labeled data's (pl_rate_ratio
 drives it to 0) and the share of blank argmax frames (pl_blank_ratio).
 """
 import argparse
-import re
 from collections import defaultdict
+from pathlib import Path
 from typing import Dict, List, Tuple
 
-TRAIN = re.compile(r"\[train_inner\].*?num_updates=(\d+)")
-VALID = re.compile(r"\[valid\].*\| num_updates (\d+)")
-PAIR = {"train_inner": re.compile(r"(\w+)=([-\d.eE+]+)"), "valid": re.compile(r"\| (\w+) ([-\d.eE+]+)")}
-PANELS = [("valid", "wer", "valid WER (%)"), ("train_inner", "pl_cer", "pseudo-label token error rate (%)"),
-          ("train_inner", "pl_rate_ratio", "pseudo-label tokens/s ÷ labeled"),
-          ("train_inner", "pl_blank_ratio", "blank argmax frames")]
+from sslasr_data.train_log import read_log
+
+PANELS = [("valid", "wer", "valid WER (%)"), ("train", "pl_cer", "pseudo-label token error rate (%)"),
+          ("train", "pl_rate_ratio", "pseudo-label tokens/s ÷ labeled"),
+          ("train", "pl_blank_ratio", "blank argmax frames")]
 
 
-def read_log(path: str) -> Dict[str, Dict[str, List[Tuple[int, float]]]]:
-    """{"train_inner"|"valid": {metric: [(update, value), ...]}}"""
-    curves = {kind: defaultdict(list) for kind in PAIR}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            for kind, pattern in (("train_inner", TRAIN), ("valid", VALID)):
-                m = pattern.search(line)
-                if m:
-                    update = int(m.group(1))
-                    for key, value in PAIR[kind].findall(line):
-                        curves[kind][key].append((update, float(value)))
-    return curves
+def curves(path: str) -> Dict[str, Dict[str, List[Tuple[int, float]]]]:
+    """{"train"|"valid": {metric: [(update, value), ...]}} of one log (per-interval training lines)."""
+    out = {}
+    for kind, records in read_log(Path(path), epoch_summaries=False).items():
+        out[kind] = defaultdict(list)
+        for r in records:
+            for key, value in r.items():
+                if "num_updates" in r and key != "num_updates":
+                    out[kind][key].append((int(r["num_updates"]), value))
+    return out
 
 
 def main():
@@ -47,9 +44,9 @@ def main():
     fig, axes = plt.subplots(1, len(PANELS), figsize=(5 * len(PANELS), 4))
     for i, run in enumerate(args.runs):
         name, path = run.split("=", 1)
-        curves = read_log(path)
+        run_curves = curves(path)
         for ax, (kind, key, title) in zip(axes, PANELS):
-            points = curves[kind].get(key)
+            points = run_curves[kind].get(key)
             if points:
                 ax.plot(*zip(*points), label=name, color=f"C{i}", marker="." if kind == "valid" else None)
             ax.set_title(title)

@@ -158,3 +158,8 @@ def test_demo_script_runs_arms_and_prints_the_table(tiny_corpus, tmp_path, monke
     rows = re.findall(r"^\| (\w+/test(?:_ood)?) \| 8 \|", proc.stdout, flags=re.M)
     assert rows == ["supervised_only/test", "supervised_only/test_ood", "joint/test", "joint/test_ood"]
     assert (tmp_path / "joint_results.md").read_text().count("\n") == 6
+    # the curves: each arm's validations at the CTC updates it had made (the same 2 by the end)
+    assert (tmp_path / "joint_curves.png").stat().st_size > 0
+    last = {arm: (tmp_path / "joint_curves" / f"{arm}.tsv").read_text().splitlines()[-1].split("\t")[:3]
+            for arm in ("supervised_only", "joint")}
+    assert last == {"supervised_only": ["2", "2", "0"], "joint": ["4", "2", "2"]}, last

@@ -1,0 +1,59 @@
+"""The numbers of a fairseq-hydra-train log (``hydra/hydra_train.log``): its validation lines and
+training lines as dicts, and the config it prints.  The results pages, plots and the low-resource
+runner read runs through this, so that every figure reads a log the same way.
+
+    records = read_log(Path("exp/joint/hydra/hydra_train.log"))
+    [(r["num_updates"], r["uer"]) for r in records["valid"]]
+"""
+import re
+from pathlib import Path
+from typing import Dict, List, Optional
+
+# `key value` (valid lines: "| uer 26.5 |") or `key=value` (train lines: "uer=26.5,"), a number,
+# then a separator or the end of the line.
+FIELD = re.compile(r"(\w+)[ =](-?[\d.]+(?:e-?\d+)?)(?=,|\s*\||\s*$)")
+
+
+def fields(line: str) -> Dict[str, float]:
+    """The numeric fields of one fairseq log line."""
+    out = {}
+    for key, value in FIELD.findall(line):
+        try:
+            out[key] = float(value)
+        except ValueError:  # "1.2.3"
+            pass
+    return out
+
+
+def read_log(path: Path, subset: str = "valid", epoch_summaries: bool = True) -> Dict[str, List[Dict[str, float]]]:
+    """``{"valid": [...], "train": [...]}``: the fields of each validation line on ``subset`` and of
+    each training line -- the per-interval ``train_inner`` lines and, with ``epoch_summaries``, the
+    ``train`` line closing each epoch -- in log order.  A missing log gives empty lists (a run not
+    started yet)."""
+    records = {"valid": [], "train": []}
+    path = Path(path)
+    if not path.exists():
+        return records
+    for line in path.read_text(errors="replace").splitlines():
+        if f"valid on '{subset}' subset" in line:
+            records["valid"].append(fields(line))
+        elif "[train_inner]" in line or (epoch_summaries and "[train][INFO]" in line):
+            records["train"].append(fields(line.split("][INFO]", 1)[1]))
+    return records
+
+
+def config_value(path: Path, group: str, key: str) -> Optional[str]:
+    """``key``'s value in config group ``group`` as the log prints the config (its first print),
+    unquoted; None when the log or the key is not there."""
+    path = Path(path)
+    text = path.read_text(errors="replace") if path.exists() else ""
+    start = text.find(f"'{group}': {{")
+    if start < 0:
+        return None
+    depth, end = 0, start  # the group's dict ends where its braces close
+    for end in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[end], 0)
+        if depth == 0 and text[end] == "}":
+            break
+    m = re.compile(rf"'{re.escape(key)}': ('[^']*'|[^,}}]*)").search(text, start, end)
+    return m.group(1).strip("'") if m else None
