@@ -12,6 +12,17 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+def load_script(path: str, name: str):
+    """A script of the repository that is not a package module (``examples/joint/curves.py``), imported
+    as module ``name``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, REPO / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_cli(args, cwd=REPO, check=True, timeout=600):
     """Run a command line (list form, no shell) with this Python's scripts first on PATH."""
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", PYTHONUNBUFFERED="1")

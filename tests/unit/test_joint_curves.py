@@ -1,18 +1,13 @@
 """examples/joint/curves.py: each point at the updates its own loss had made."""
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def curves():
-    spec = importlib.util.spec_from_file_location("joint_curves", REPO / "examples" / "joint" / "curves.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("examples/joint/curves.py", "joint_curves")
 
 
 def _run(tmp_path, name, pretrain, unsup, sup, valid_at):

@@ -1,20 +1,15 @@
 """The low-resource benchmark's page (examples/lowres/local.py): arms paired with their controls,
 seeds pooled in the interval, labeled minutes from the manifests, the two plots."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def local():
-    spec = importlib.util.spec_from_file_location("lowres_local", REPO / "examples" / "lowres" / "local.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("examples/lowres/local.py", "lowres_local")
 
 
 def test_names_pair_arms_with_their_controls(local):
