@@ -7,7 +7,7 @@ runner read runs through this, so that every figure reads a log the same way.
 """
 import re
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 # `key value` (valid lines: "| uer 26.5 |") or `key=value` (train lines: "uer=26.5,"), a number,
 # then a separator or the end of the line.
@@ -42,18 +42,23 @@ def read_log(path: Path, subset: str = "valid", epoch_summaries: bool = True) ->
     return records
 
 
-def config_value(path: Path, group: str, key: str) -> Optional[str]:
-    """``key``'s value in config group ``group`` as the log prints the config (its first print),
-    unquoted; None when the log or the key is not there."""
+def config_values(path: Path, group: str, keys: Sequence[str]) -> Dict[str, Optional[str]]:
+    """Each of ``keys``' value in config group ``group`` as the log prints the config (its first
+    print), unquoted; None for a key, or every key, that the log does not hold.  One read of the log."""
     path = Path(path)
     text = path.read_text(errors="replace") if path.exists() else ""
     start = text.find(f"'{group}': {{")
     if start < 0:
-        return None
+        return {key: None for key in keys}
     depth, end = 0, start  # the group's dict ends where its braces close
     for end in range(start, len(text)):
         depth += {"{": 1, "}": -1}.get(text[end], 0)
         if depth == 0 and text[end] == "}":
             break
-    m = re.compile(rf"'{re.escape(key)}': ('[^']*'|[^,}}]*)").search(text, start, end)
-    return m.group(1).strip("'") if m else None
+    found = {key: re.compile(rf"'{re.escape(key)}': ('[^']*'|[^,}}]*)").search(text, start, end) for key in keys}
+    return {key: m.group(1).strip("'") if m else None for key, m in found.items()}
+
+
+def config_value(path: Path, group: str, key: str) -> Optional[str]:
+    """One key's value of :func:`config_values`."""
+    return config_values(path, group, [key])[key]

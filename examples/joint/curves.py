@@ -15,42 +15,43 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import List, Tuple
 
 from sslasr_data.files import write_text
-from sslasr_data.train_log import config_value, read_log
+from sslasr_data.train_log import config_values, read_log
 from sslasr_plugin.batch_modes import SUP, UNSUP
-from sslasr_plugin.data.alternating_batches import Schedule
+from sslasr_plugin.tasks.joint import JointTask
 
 PANELS = [("valid", "uer", SUP, "valid letter error rate (%)", "CTC updates"),
           ("train", "sup_loss", SUP, "training CTC loss", "CTC updates"),
           ("train", "unsup_accuracy", UNSUP, "contrastive accuracy (training)", "contrastive updates")]
 
 
-def schedule(log: Path) -> Schedule:
-    """The run's update schedule, read from the config its log prints."""
-    values = [config_value(log, "task", key) for key in ("pretrain_updates", "unsup_updates", "sup_updates")]
-    if None in values:
-        raise SystemExit(f"error: {log} does not print a joint task's pretrain_updates, unsup_updates and "
-                         "sup_updates: is it the log of an examples/joint run (hydra/hydra_train.log)?")
-    return Schedule(*(int(v) for v in values))
+class Run:
+    """One joint run's log, read once: its schedule, as the task builds it from the config the log
+    prints, and its validation and per-interval training records."""
 
+    def __init__(self, log: Path):
+        values = config_values(log, "task", ["pretrain_updates", "unsup_updates", "sup_updates"])
+        if None in values.values():
+            raise SystemExit(f"error: {log} does not print a joint task's pretrain_updates, unsup_updates and "
+                             "sup_updates: is it the log of an examples/joint run (hydra/hydra_train.log)?")
+        self.plan = JointTask.build_schedule(SimpleNamespace(**{key: int(v) for key, v in values.items()}))
+        self.records = read_log(log, epoch_summaries=False)
 
-def points(log: Path, kind: str, key: str, mode: str) -> List[Tuple[int, float]]:
-    """(updates of ``mode`` made, value) of ``key`` at each ``kind`` line that has it.  A training
-    line averages its interval, which ends at its num_updates."""
-    plan = schedule(log)
-    return [(plan.count(mode, int(r["num_updates"])), r[key])
-            for r in read_log(log, epoch_summaries=False)[kind] if key in r and "num_updates" in r]
+    def points(self, kind: str, key: str, mode: str) -> List[Tuple[int, float]]:
+        """(updates of ``mode`` made, value) of ``key`` at each ``kind`` line that has it.  A training
+        line averages its interval, which ends at its num_updates."""
+        return [(self.plan.count(mode, int(r["num_updates"])), r[key])
+                for r in self.records[kind] if key in r and "num_updates" in r]
 
-
-def curve_table(log: Path) -> str:
-    plan = schedule(log)
-    rows = ["num_updates\tctc_updates\tcontrastive_updates\tvalid_uer\tvalid_loss"]
-    for r in read_log(log)["valid"]:
-        n = int(r.get("num_updates", 0))
-        rows.append(f"{n}\t{plan.count(SUP, n)}\t{plan.count(UNSUP, n)}\t{r.get('uer', '')}\t{r.get('loss', '')}")
-    return "\n".join(rows) + "\n"
+    def curve_table(self) -> str:
+        rows = ["num_updates\tctc_updates\tcontrastive_updates\tvalid_uer\tvalid_loss"]
+        for r in self.records["valid"]:
+            n = int(r.get("num_updates", 0))
+            rows.append(f"{n}\t{self.plan.count(SUP, n)}\t{self.plan.count(UNSUP, n)}\t{r.get('uer', '')}\t{r.get('loss', '')}")
+        return "\n".join(rows) + "\n"
 
 
 def main(argv=None) -> int:
@@ -65,11 +66,11 @@ def main(argv=None) -> int:
         log = Path(path) / "hydra" / "hydra_train.log"
         if not sep or not log.exists():
             raise SystemExit(f"error: {spec!r}: give NAME=RUN_DIR with RUN_DIR/hydra/hydra_train.log")
-        runs.append((name, log))
+        runs.append((name, Run(log)))
     if args.tsv_dir:
         Path(args.tsv_dir).mkdir(parents=True, exist_ok=True)
-        for name, log in runs:
-            write_text(Path(args.tsv_dir) / f"{name}.tsv", curve_table(log))
+        for name, run in runs:
+            write_text(Path(args.tsv_dir) / f"{name}.tsv", run.curve_table())
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # fairseq's import sets the root logger to DEBUG
     import matplotlib
 
@@ -77,9 +78,9 @@ def main(argv=None) -> int:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(PANELS), figsize=(5 * len(PANELS), 4))
-    for i, (name, log) in enumerate(runs):
+    for i, (name, run) in enumerate(runs):
         for ax, (kind, key, mode, title, xlabel) in zip(axes, PANELS):
-            xy = points(log, kind, key, mode)
+            xy = run.points(kind, key, mode)
             if xy:
                 ax.plot(*zip(*xy), label=name, color=f"C{i}", marker="." if kind == "valid" else None)
             ax.set_title(title)

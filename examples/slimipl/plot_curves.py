@@ -25,8 +25,10 @@ def curves(path: str) -> Dict[str, Dict[str, List[Tuple[int, float]]]]:
     for kind, records in read_log(Path(path), epoch_summaries=False).items():
         out[kind] = defaultdict(list)
         for r in records:
+            if "num_updates" not in r:
+                continue
             for key, value in r.items():
-                if "num_updates" in r and key != "num_updates":
+                if key != "num_updates":
                     out[kind][key].append((int(r["num_updates"]), value))
     return out
 

@@ -41,7 +41,7 @@ def test_ctc_and_contrastive_updates_by_each_schedule(curves, tmp_path):
     assert [r[:3] for r in table("two")] == [(500, 0, 500), (1500, 500, 1000)]
     assert [r[:3] for r in table("sup")] == [(250, 250, 0)]
     assert table("five")[1][3:] == (100 - 12.01, 1201)
-    assert curves.points(five / "hydra" / "hydra_train.log", "train", "sup_loss", "sup") == [(100, 60.0), (200, 120.1)]
+    assert curves.Run(five / "hydra" / "hydra_train.log").points("train", "sup_loss", "sup") == [(100, 60.0), (200, 120.1)]
 
 
 def test_a_run_that_is_not_a_joint_run_is_refused(curves, tmp_path):
