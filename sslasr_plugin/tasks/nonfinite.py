@@ -1,7 +1,7 @@
 """Non-finite losses cost their batch, not the run.
 
-The plugin's tasks check every micro-batch's loss, and the outputs of the modules the criterion
-calls, before the backward pass: a bad batch's loss becomes an exact zero and is reported with
+The plugin's tasks check every micro-batch's loss, the outputs of the modules the criterion
+calls and the batch's input, before the backward pass: a bad batch's loss becomes an exact zero and is reported with
 its audio files; an update whose every batch was bad (on every rank) is skipped, and
 ``task.nonfinite_patience`` such updates in a row stop the run through fairseq's
 ``FloatingPointError`` path.  The reasoning and limits are in docs/design.md ("Non-finite losses").
@@ -42,6 +42,20 @@ def _nan_flags(output) -> list:
         output = list(output.values())
     if isinstance(output, (list, tuple)):
         return [flag for item in output for flag in _nan_flags(item)]
+    return []
+
+
+def _nonfinite_flags(value) -> list:
+    """One 0-dim bool tensor per floating tensor in a batch's input (dicts, lists, tuples): any
+    NaN or Inf.  The input is checked as well as the outputs: wav2vec 2.0's time mask replaces
+    masked frames by its mask embedding, so NaN audio under the mask gives finite outputs and a
+    finite loss, while the front end's weight gradients (0 x NaN) are NaN."""
+    if torch.is_tensor(value):
+        return [~torch.isfinite(value.detach()).all()] if value.is_floating_point() else []
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return [flag for item in value for flag in _nonfinite_flags(item)]
     return []
 
 
@@ -98,14 +112,19 @@ class _Guarded:
         finally:
             for hook in hooks:
                 hook.remove()
-        # One host sync for both: a CTC loss with zero_infinity is finite (0) over NaN outputs,
-        # while its gradient is NaN.
-        finite = not bool(torch.stack([~torch.isfinite(loss.detach()).all(), *nan_outputs]).any())
+        # One host sync for all: a CTC loss with zero_infinity is finite (0) over NaN outputs,
+        # and masked NaN input frames leave loss and outputs finite, while the gradient is NaN.
+        net_input = sample.get("net_input") if isinstance(sample, dict) else None
+        groups = ([~torch.isfinite(loss.detach()).all()], nan_outputs, _nonfinite_flags(net_input))
+        none = torch.zeros((), dtype=torch.bool, device=loss.device)
+        bad_loss, bad_output, bad_input = torch.stack(
+            [torch.stack([f.to(loss.device) for f in g]).any() if g else none for g in groups]).tolist()
+        finite = not (bad_loss or bad_output or bad_input)
         self.task._nonfinite_seen(self.update_num, bad=not finite, dummy=self.dummy)
         if finite:
             return loss, sample_size, dict(log, nonfinite=0)
         if not self.dummy:
-            self.task._report_nonfinite(loss, sample, self.update_num)
+            self.task._report_nonfinite(loss, sample, self.update_num, bad_input=bad_input)
         log = dict({k: _finite_or_zero(v) for k, v in log.items()}, nonfinite=0 if self.dummy else 1)
         return zero_loss(model, loss.dtype, loss.device), 0, log
 
@@ -158,7 +177,7 @@ class NonFiniteGuard:
         n_bad, n_all = self._nf_counts
         self._nf_counts = (n_bad + 1, n_all) if bad else (n_bad, n_all + 1)
 
-    def _report_nonfinite(self, loss, sample, update_num: int) -> None:
+    def _report_nonfinite(self, loss, sample, update_num: int, bad_input: bool = False) -> None:
         self._nf_warned += 1
         if self._nf_warned > 100 and self._nf_warned % 100:
             return  # a diverged run warns once per 100 batches after the first 100
@@ -168,6 +187,7 @@ class NonFiniteGuard:
         more = f" and {len(ids) - 8} more" if len(ids) > 8 else ""
         value = loss.detach().float().sum().item()
         what = (f"non-finite loss ({value})" if not math.isfinite(value)
+                else f"NaN or Inf in the batch's input (loss {value})" if bad_input
                 else f"NaN in the model's outputs (loss {value})")
         logger.warning(
             f"update {update_num + 1}: {what} on a batch of "
@@ -191,7 +211,7 @@ class NonFiniteGuard:
         self._nf_streak += 1
         skip_step(optimizer)
         patience = self.cfg.nonfinite_patience
-        logger.warning(f"update {update_num + 1} skipped: the loss of every batch was non-finite "
+        logger.warning(f"update {update_num + 1} skipped: every batch was non-finite (loss, outputs or input) "
                        f"({self._nf_streak} such update(s) in a row)")
         if patience and self._nf_streak >= patience:
             raise FloatingPointError(

@@ -97,6 +97,40 @@ def test_finite_loss_over_nan_outputs_is_caught(caplog):
     assert "update 1: NaN in the model's outputs (loss 0.0) on a batch of 1 utterances (#0)" in caplog.text
 
 
+class _MaskedFrames(_Model):
+    """As wav2vec 2.0's time mask: masked input rows are replaced by a mask embedding after the
+    front end, so NaN audio under the mask gives a finite output and loss."""
+
+    def forward(self, source, mask):
+        out = super().forward(source)
+        return torch.where(mask[:, None], torch.zeros_like(out), out)
+
+
+def test_nan_input_under_the_mask_is_caught(caplog):
+    """Finite loss and outputs, NaN front-end gradient (0 x NaN): the input check catches it."""
+    def criterion(model, sample):
+        loss = model(**sample["net_input"]).pow(2).sum()
+        return loss, 1, {"loss": loss.item()}
+
+    source = torch.tensor([[float("nan"), 1.0], [2.0, 3.0]])
+    sample = {"net_input": {"source": source, "mask": torch.tensor([True, False])}, "id": torch.tensor([5, 6])}
+    unguarded = _MaskedFrames(2, 1)
+    loss = criterion(unguarded, sample)[0]
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isnan(unguarded.weight.grad).any()  # what fairseq would stop on
+
+    model, task = _MaskedFrames(2, 1), _Task()
+    with caplog.at_level(logging.WARNING):
+        log = task.train_step(sample, model, criterion, _Optimizer(model), 0)[2]
+    assert log["nonfinite"] == 1 and model.weight.grad is None
+    assert "update 1: NaN or Inf in the batch's input (loss " in caplog.text and "(#5, #6)" in caplog.text
+
+    sample["net_input"]["source"] = torch.tensor([[float("inf"), 1.0], [2.0, 3.0]])
+    assert task.train_step(sample, model, criterion, _Optimizer(model), 1)[2]["nonfinite"] == 1
+    sample["net_input"]["source"] = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
+    assert task.train_step(sample, model, criterion, _Optimizer(model), 2)[2]["nonfinite"] == 0
+
+
 class _Wrapper(torch.nn.Module):
     """As joint training's model: the unsupervised loss calls the inner wav2vec 2.0 model."""
 
@@ -211,7 +245,7 @@ def test_update_with_only_nan_batches_is_skipped_then_the_run_stops(caplog):
         _update(task, model, opt, 0, [_sample(nan=True), _sample(nan=True)])
         _update(task, model, opt, 1, [_sample(nan=True)])
     assert opt.steps == 0 and all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
-    assert "update 2 skipped: the loss of every batch was non-finite (2 such update(s) in a row)" in caplog.text
+    assert "update 2 skipped: every batch was non-finite (loss, outputs or input) (2 such update(s) in a row)" in caplog.text
     _update(task, model, opt, 2, [_sample(), _sample(nan=True)])  # a good batch: taken, the streak ends
     assert opt.steps == 1
     for update in (3, 4):
