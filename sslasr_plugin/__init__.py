@@ -5,7 +5,7 @@
 
 Importing the package registers its tasks, models, criterions and optimizers with fairseq
 (once) and applies the plugin's few patches to fairseq (``patches``: safe checkpoint loading,
-atomic checkpoint copies).
+atomic checkpoint copies, kept remainder batches, masks that follow ``common.seed``).
 """
 from . import patches
 

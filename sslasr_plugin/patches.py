@@ -2,11 +2,13 @@
 
 ``sslasr_plugin/__init__.py`` calls ``apply()``, so importing the plugin (what
 ``common.user_dir`` does) makes fairseq's checkpoint loader safe, its checkpoint copies atomic,
-its batching keep the last batch it drops (evaluation and training alike) and a training log free
-of known-harmless warnings; nothing else in the plugin patches.  Tools
-that need only manifests and data checks import ``sslasr_data``, which patches nothing.
+its batching keep the last batch it drops (evaluation and training alike), its wav2vec 2.0 and
+HuBERT masks follow ``common.seed``, and a training log free of known-harmless warnings; nothing
+else in the plugin patches.  Tools that need only manifests and data checks import
+``sslasr_data``, which patches nothing.
 """
 import functools
+import importlib
 import logging
 import re
 import warnings
@@ -17,6 +19,7 @@ from fairseq import checkpoint_utils
 from fairseq.data import data_utils
 
 from .checkpoint import SAFE_GLOBALS, AtomicCopyPathManager, guarded_loader
+from .parallel import rank_and_world
 
 
 # (category, start of the message, why it is harmless): filtered by message, so that other
@@ -69,6 +72,28 @@ def keep_remainder_batch(batch_by_size):
     return batches
 
 
+def seeded_masks(compute_mask_indices):
+    """``compute_mask_indices`` that draws each row's generator seed from numpy's global generator
+    (which fairseq seeds with ``common.seed``) when the caller passes none.  fairseq's wav2vec 2.0
+    and HuBERT pass none, and each row's mask then comes from ``np.random.default_rng(None)``: fresh
+    OS entropy, so two runs with one ``common.seed`` masked different frames and trained different
+    models.  The masks' distribution is fairseq's: only where each row's generator is seeded changes."""
+    @functools.wraps(compute_mask_indices)
+    def masks(shape, padding_mask, *args, **kwargs):
+        if kwargs.get("seed") is None and kwargs.get("indices") is None:
+            # fairseq seeds row i's generator with hash((seed, epoch, indices[i])) (ints: no hash
+            # salt); the rank as the "epoch": every rank's generator has common.seed's state.
+            kwargs.update(seed=int(np.random.randint(2**31 - 1)), epoch=rank_and_world()[0],
+                          indices=np.arange(shape[0]))
+        return compute_mask_indices(shape, padding_mask, *args, **kwargs)
+
+    return masks
+
+
+# The fairseq modules whose models draw masks with compute_mask_indices and no seed.
+MASKING_MODULES = ("fairseq.models.wav2vec.wav2vec2", "fairseq.models.hubert.hubert")
+
+
 def apply() -> None:
     """Install the patches (idempotent)."""
     # torch >= 2.6 loads with weights_only=True, which refuses fairseq's fine-tuned checkpoints
@@ -85,5 +110,11 @@ def apply() -> None:
     # lose utterances without a word; keep it.
     if not hasattr(data_utils.batch_by_size, "__wrapped__"):
         data_utils.batch_by_size = keep_remainder_batch(data_utils.batch_by_size)
+    # fairseq's wav2vec 2.0 and HuBERT masks come from fresh OS entropy: draw their seeds from
+    # numpy's global generator (seeded by common.seed), so that a seed reproduces its run.
+    for name in MASKING_MODULES:
+        module = importlib.import_module(name)
+        if not hasattr(module.compute_mask_indices, "__wrapped__"):
+            module.compute_mask_indices = seeded_masks(module.compute_mask_indices)
     # Known-harmless warnings of torch and fairseq, each named in KNOWN_HARMLESS_WARNINGS.
     quiet_known_warnings()

@@ -20,7 +20,10 @@ def _run(code: str) -> str:
 def test_importing_the_plugin_applies_every_patch_once():
     out = _run("import sslasr_plugin\nfrom sslasr_plugin import patches\npatches.apply()\n"
                "from fairseq import checkpoint_utils\n"
-               "assert not hasattr(checkpoint_utils.load_checkpoint_to_cpu.__wrapped__, '__wrapped__')\n" + PROBE)
+               "assert not hasattr(checkpoint_utils.load_checkpoint_to_cpu.__wrapped__, '__wrapped__')\n"
+               "from fairseq.models.hubert import hubert\nfrom fairseq.models.wav2vec import wav2vec2\n"
+               "for m in (hubert, wav2vec2):\n"
+               "    assert not hasattr(m.compute_mask_indices.__wrapped__, '__wrapped__')\n" + PROBE)
     assert out.split() == ["plugin", "AtomicCopyPathManager", "True"]
 
 
@@ -60,3 +63,32 @@ def test_batching_keeps_the_last_batch_fairseq_drops():
     stock, patched = _run(code).strip().splitlines()
     assert stock == f"({list(range(8))}, [8])"
     assert patched == f"({list(range(12))}, [8, 4])"
+
+
+def test_masks_follow_numpys_seed_with_fairseqs_distribution(monkeypatch):
+    """fairseq draws each row's mask from np.random.default_rng(None) (OS entropy): one seed gave
+    two runs different masks.  Patched, the seed decides them; the masked fraction is fairseq's."""
+    import numpy as np
+    import sslasr_plugin  # noqa: F401  (applies the patches)
+    from fairseq.data import data_utils
+    from fairseq.models.wav2vec import wav2vec2
+    from sslasr_plugin import patches
+
+    def draw(compute, seed, rows=512):
+        # rows masked independently (fairseq's default trims every row to the batch's fewest)
+        np.random.seed(seed)
+        return compute((rows, 200), None, 0.2, 5, "static", 0.0, min_masks=2, require_same_masks=False)
+
+    patched = wav2vec2.compute_mask_indices
+    assert np.array_equal(draw(patched, 1), draw(patched, 1)) and not np.array_equal(draw(patched, 1), draw(patched, 2))
+    assert not np.array_equal(draw(data_utils.compute_mask_indices, 1), draw(data_utils.compute_mask_indices, 1))
+    rows = draw(patched, 1)
+    assert len({r.tobytes() for r in rows}) == len(rows)  # every row its own generator
+    assert abs(rows.mean() - draw(data_utils.compute_mask_indices, 1).mean()) < 0.01
+    # a caller's own seed is left alone; another rank draws other masks from the same global state
+    np.random.seed(1)
+    mine = patched((4, 200), None, 0.2, 5, "static", 0.0, seed=7, epoch=1, indices=np.arange(4))
+    assert np.array_equal(mine, data_utils.compute_mask_indices((4, 200), None, 0.2, 5, "static", 0.0, seed=7,
+                                                                epoch=1, indices=np.arange(4)))
+    monkeypatch.setattr(patches, "rank_and_world", lambda: (1, 2))
+    assert not np.array_equal(draw(patched, 1), rows)
