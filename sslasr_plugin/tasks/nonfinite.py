@@ -33,30 +33,36 @@ def _finite_or_zero(value):
     return value
 
 
-def _nan_flags(output) -> list:
-    """One 0-dim bool tensor per floating tensor in a model's output (dicts, lists, tuples): any NaN.
-    Only NaN: -inf is a legitimate logit (fairseq's CTC models give padded frames -inf)."""
-    if torch.is_tensor(output):
-        return [torch.isnan(output.detach()).any()] if output.is_floating_point() else []
-    if isinstance(output, dict):
-        output = list(output.values())
-    if isinstance(output, (list, tuple)):
-        return [flag for item in output for flag in _nan_flags(item)]
-    return []
-
-
-def _nonfinite_flags(value) -> list:
-    """One 0-dim bool tensor per floating tensor in a batch's input (dicts, lists, tuples): any
-    NaN or Inf.  The input is checked as well as the outputs: wav2vec 2.0's time mask replaces
-    masked frames by its mask embedding, so NaN audio under the mask gives finite outputs and a
-    finite loss, while the front end's weight gradients (0 x NaN) are NaN."""
+def _flags(value, bad) -> list:
+    """``bad(tensor)`` (a 0-dim bool tensor) for every floating tensor in ``value``, walking dicts,
+    lists and tuples; no host sync."""
     if torch.is_tensor(value):
-        return [~torch.isfinite(value.detach()).all()] if value.is_floating_point() else []
+        return [bad(value.detach())] if value.is_floating_point() else []
     if isinstance(value, dict):
         value = list(value.values())
     if isinstance(value, (list, tuple)):
-        return [flag for item in value for flag in _nonfinite_flags(item)]
+        return [flag for item in value for flag in _flags(item, bad)]
     return []
+
+
+def _has_nan(tensor):
+    """Outputs are checked for NaN only: -inf is a legitimate logit (fairseq's CTC models give
+    padded frames -inf)."""
+    return torch.isnan(tensor).any()
+
+
+def _not_finite(tensor):
+    """Losses and the batch's input are checked for NaN and Inf.  The input is checked as well as
+    the outputs: wav2vec 2.0's time mask replaces masked frames by its mask embedding, so NaN audio
+    under the mask gives finite outputs and a finite loss, while the front end's weight gradients
+    (0 x NaN) are NaN."""
+    return ~torch.isfinite(tensor).all()
+
+
+def _any_of_each(groups, device) -> List[bool]:
+    """For each list of flags, whether any is set; one host sync for all the lists."""
+    none = torch.zeros((), dtype=torch.bool, device=device)
+    return torch.stack([torch.stack([f.to(device) for f in g]).any() if g else none for g in groups]).tolist()
 
 
 def _find_unused_ddp(model) -> bool:
@@ -105,20 +111,18 @@ class _Guarded:
 
     def __call__(self, model, sample, *args, **kwargs):
         nan_outputs = []
-        hooks = [m.register_forward_hook(lambda module, inputs, output: nan_outputs.extend(_nan_flags(output)))
+        hooks = [m.register_forward_hook(lambda module, inputs, output: nan_outputs.extend(_flags(output, _has_nan)))
                  for m in self.task.nonfinite_watched(model, sample)]
         try:
             loss, sample_size, log = self.criterion(model, sample, *args, **kwargs)
         finally:
             for hook in hooks:
                 hook.remove()
-        # One host sync for all: a CTC loss with zero_infinity is finite (0) over NaN outputs,
-        # and masked NaN input frames leave loss and outputs finite, while the gradient is NaN.
+        # A CTC loss with zero_infinity is finite (0) over NaN outputs, and masked NaN input frames
+        # leave loss and outputs finite while the gradient is NaN: all three are checked.
         net_input = sample.get("net_input") if isinstance(sample, dict) else None
-        groups = ([~torch.isfinite(loss.detach()).all()], nan_outputs, _nonfinite_flags(net_input))
-        none = torch.zeros((), dtype=torch.bool, device=loss.device)
-        bad_loss, bad_output, bad_input = torch.stack(
-            [torch.stack([f.to(loss.device) for f in g]).any() if g else none for g in groups]).tolist()
+        bad_loss, bad_output, bad_input = _any_of_each(
+            (_flags(loss, _not_finite), nan_outputs, _flags(net_input, _not_finite)), loss.device)
         finite = not (bad_loss or bad_output or bad_input)
         self.task._nonfinite_seen(self.update_num, bad=not finite, dummy=self.dummy)
         if finite:
