@@ -23,7 +23,9 @@ def test_importing_the_plugin_applies_every_patch_once():
                "assert not hasattr(checkpoint_utils.load_checkpoint_to_cpu.__wrapped__, '__wrapped__')\n"
                "from fairseq.models.hubert import hubert\nfrom fairseq.models.wav2vec import wav2vec2\n"
                "for m in (hubert, wav2vec2):\n"
-               "    assert not hasattr(m.compute_mask_indices.__wrapped__, '__wrapped__')\n" + PROBE)
+               "    assert not hasattr(m.compute_mask_indices.__wrapped__, '__wrapped__')\n"
+               "from fairseq.trainer import Trainer\n"
+               "assert not hasattr(Trainer.train_step.__wrapped__, '__wrapped__')\n" + PROBE)
     assert out.split() == ["plugin", "AtomicCopyPathManager", "True"]
 
 
@@ -92,3 +94,61 @@ def test_masks_follow_numpys_seed_with_fairseqs_distribution(monkeypatch):
                                                                 epoch=1, indices=np.arange(4)))
     monkeypatch.setattr(patches, "rank_and_world", lambda: (1, 2))
     assert not np.array_equal(draw(patched, 1), rows)
+
+
+# Frees 1-8 MB blocks between small survivors, so that the freed memory is not at the heap's top.
+FRAGMENT = (
+    "import os, random, torch\n"
+    "def rss_mb():\n"
+    "    return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20\n"
+    "random.seed(0)\nsurvivors = []\n"
+    "for _ in range(60):\n"
+    "    blocks = [torch.ones(random.randint(250_000, 2_000_000)) for _ in range(80)]\n"
+    "    survivors.append(torch.ones(random.randint(1_000, 50_000)))\n"
+    "    del blocks\n"
+)
+
+
+def test_training_hands_freed_heap_memory_back_every_100_updates():
+    """glibc kept hundreds of MB a process had freed until malloc_trim: the patched train_step
+    calls it after every HEAP_TRIM_UPDATES-th update, and the resident memory falls."""
+    from sslasr_plugin import patches
+
+    if patches.malloc_trim() is None or not __import__("os").path.exists("/proc/self/statm"):
+        import pytest
+        pytest.skip("no glibc malloc_trim or no /proc here")
+    code = FRAGMENT + (
+        "from sslasr_plugin import patches\n"
+        "class Trainer:\n"
+        "    updates = 0\n"
+        "    def get_num_updates(self):\n"
+        "        return self.updates\n"
+        "step = patches.trimmed_heap(lambda self: None, patches.malloc_trim())\n"
+        "t = Trainer()\nbefore = rss_mb()\n"
+        "t.updates = patches.HEAP_TRIM_UPDATES - 1\nstep(t)\nnot_yet = rss_mb()\n"
+        "t.updates = patches.HEAP_TRIM_UPDATES\nstep(t)\nprint(before, not_yet, rss_mb())\n"
+    )
+    before, not_yet, after = map(float, _run(code).split())
+    assert abs(not_yet - before) < 20
+    assert after < before - 100, (before, after)
+
+
+def test_heap_trim_runs_on_the_interval_only():
+    from sslasr_plugin import patches
+
+    calls, seen = [], []
+
+    class Trainer:
+        updates = 0
+
+        def get_num_updates(self):
+            return self.updates
+
+    step = patches.trimmed_heap(lambda self, sample: seen.append(sample) or "out", calls.append, every=3)
+    t = Trainer()
+    results = []
+    for n in range(1, 8):
+        t.updates = n
+        results.append(step(t, n))
+    assert results == ["out"] * 7 and seen == list(range(1, 8))
+    assert calls == [0, 0]  # after updates 3 and 6, with malloc_trim's argument 0
