@@ -4,8 +4,9 @@
 ``common.user_dir`` does) makes fairseq's checkpoint loader safe, its checkpoint copies atomic,
 its batching keep the last batch it drops (evaluation and training alike), its wav2vec 2.0 and
 HuBERT masks follow ``common.seed``, its training loop and data loaders hand freed memory back to
-the operating system, and a training log free of known-harmless warnings; nothing else in the plugin patches.  Tools that need only manifests and data checks import
-``sslasr_data``, which patches nothing.
+the operating system, and a training log free of known-harmless warnings; nothing else in the
+plugin patches.  Tools that need only manifests and data checks import ``sslasr_data``, which
+patches nothing.
 """
 import ctypes
 import functools
@@ -119,7 +120,6 @@ def trimmed_heap(train_step, trim, every: int = HEAP_TRIM_UPDATES):
         return out
 
     return step
-
 
 
 def trimmed_before_workers(get_iterator, trim):
