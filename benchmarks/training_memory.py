@@ -21,7 +21,7 @@ from typing import Dict, List
 REPO = Path(__file__).resolve().parent.parent
 
 # The launcher: fairseq-hydra-train's entry point in this process, after the plugin's import;
-# with --stock the two trims are unwrapped first.
+# its first argument says which run it is, and for "stock" the two trims are unwrapped first.
 LAUNCH = """
 import sys
 import sslasr_plugin  # applies the patches
@@ -75,9 +75,11 @@ def main(argv=None) -> None:
     data = str(Path(args.data).resolve())
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
     with tempfile.TemporaryDirectory() as tmp:
-        runs = {kind: subprocess.Popen(command(kind, data, f"{tmp}/{kind}", args.updates, args.config), cwd=REPO,
-                                       env=env, stdout=open(f"{tmp}/{kind}.log", "w"), stderr=subprocess.STDOUT)
-                for kind in ("plugin", "stock")}
+        runs = {}
+        for kind in ("plugin", "stock"):
+            with open(f"{tmp}/{kind}.log", "w") as log:  # the child keeps its own descriptor
+                runs[kind] = subprocess.Popen(command(kind, data, f"{tmp}/{kind}", args.updates, args.config),
+                                              cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         peak: Dict[str, Dict[str, float]] = {k: {"trainer": 0.0, "workers": 0.0, "both": 0.0} for k in runs}
         last: Dict[str, Dict[str, float]] = {k: {} for k in runs}
         while any(p.poll() is None for p in runs.values()):

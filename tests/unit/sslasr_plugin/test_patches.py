@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import REPO
 
 PROBE = (
@@ -111,14 +113,20 @@ FRAGMENT = (
 )
 
 
+def _trims_and_reads_memory() -> bool:
+    import ctypes
+    import os
+
+    return hasattr(ctypes.CDLL(None), "malloc_trim") and os.path.exists("/proc/self/smaps_rollup")
+
+
+needs_glibc_and_proc = pytest.mark.skipif(not _trims_and_reads_memory(), reason="no glibc malloc_trim or no /proc")
+
+
+@needs_glibc_and_proc
 def test_training_hands_freed_heap_memory_back_every_100_updates():
     """glibc kept hundreds of MB a process had freed until malloc_trim: the patched train_step
     calls it after every HEAP_TRIM_UPDATES-th update, and the resident memory falls."""
-    from sslasr_plugin import patches
-
-    if patches.malloc_trim() is None or not __import__("os").path.exists("/proc/self/statm"):
-        import pytest
-        pytest.skip("no glibc malloc_trim or no /proc here")
     code = FRAGMENT + (
         "from sslasr_plugin import patches\n"
         "class Trainer:\n"
@@ -155,14 +163,10 @@ WORKER_MEMORY = (
 )
 
 
+@needs_glibc_and_proc
 def test_data_loader_workers_do_not_keep_a_copy_of_the_freed_heap():
     """A worker forked over a heap with ~350 MB freed kept ~340 MB of it as its own copy once the
     trainer wrote there again (stock fairseq); with the plugin the heap is trimmed first."""
-    from sslasr_plugin import patches
-
-    if patches.malloc_trim() is None or not __import__("os").path.exists("/proc/self/smaps_rollup"):
-        import pytest
-        pytest.skip("no glibc malloc_trim or no /proc here")
     stock = float(_run(FRAGMENT + WORKER_MEMORY))
     patched = float(_run("import sslasr_plugin\n" + FRAGMENT + WORKER_MEMORY))
     assert stock > 200 and patched < 50, (stock, patched)
