@@ -21,15 +21,16 @@ from typing import Dict, List
 REPO = Path(__file__).resolve().parent.parent
 
 # The launcher: fairseq-hydra-train's entry point in this process, after the plugin's import;
-# its first argument says which run it is, and for "stock" the two trims are unwrapped first.
+# its first argument says which run it is, and for "stock" the two trims are taken off first.
 LAUNCH = """
 import sys
 import sslasr_plugin  # applies the patches
 if sys.argv.pop(1) == "stock":
     from fairseq import trainer
     from fairseq.data import iterators
-    trainer.Trainer.train_step = trainer.Trainer.train_step.__wrapped__
-    iterators.EpochBatchIterator._get_iterator_for_epoch = iterators.EpochBatchIterator._get_iterator_for_epoch.__wrapped__
+    from sslasr_plugin.patches import without_patches
+    without_patches(trainer.Trainer, "train_step", "trimmed_heap")
+    without_patches(iterators.EpochBatchIterator, "_get_iterator_for_epoch", "trimmed_before_workers")
 from fairseq_cli.hydra_train import cli_main
 cli_main()
 """

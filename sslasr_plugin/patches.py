@@ -4,8 +4,8 @@
 ``common.user_dir`` does) makes fairseq's checkpoint loader safe, its checkpoint copies atomic,
 its batching keep the last batch it drops (evaluation and training alike), its wav2vec 2.0 and
 HuBERT masks follow ``common.seed``, its training loop and data loaders hand freed memory back to
-the operating system, and a training log free of known-harmless warnings; nothing else in the
-plugin patches.  Tools that need only manifests and data checks import ``sslasr_data``, which
+the operating system, a finished run started again make no update past ``max_update``, and its
+training log free of known-harmless warnings; nothing else in the plugin patches.  Tools that need only manifests and data checks import ``sslasr_data``, which
 patches nothing.
 """
 import ctypes
@@ -22,6 +22,8 @@ from fairseq.data import data_utils, iterators
 
 from .checkpoint import SAFE_GLOBALS, AtomicCopyPathManager, guarded_loader
 from .parallel import rank_and_world
+
+logger = logging.getLogger(__name__)
 
 
 # (category, start of the message, why it is harmless): filtered by message, so that other
@@ -122,6 +124,59 @@ def trimmed_heap(train_step, trim, every: int = HEAP_TRIM_UPDATES):
     return step
 
 
+def no_update_past_max(train_step):
+    """fairseq's ``Trainer.train_step`` that makes no update once ``optimization.max_update`` is
+    reached.  fairseq checks the cap only after a step, so a finished run started again (to resume
+    it, or a script re-run over its arms) trains one update more and may keep it as
+    checkpoint_best: a supervised-only arm finished at 1,000 of 1,000 updates made update 1,001
+    when its script ran again, which was selected best and decoded at 51.25 test CER where the
+    1,000-update model had decoded 50.98 (2026-12-05).  The step returns None, fairseq's value for
+    a step that made no update; fairseq then validates, saves the unchanged model and stops."""
+    @functools.wraps(train_step)
+    def step(self, *args, **kwargs):
+        cap = self.cfg.optimization.max_update
+        if cap and self.get_num_updates() >= cap:
+            logger.info("already at optimization.max_update=%d: no further update", cap)
+            return None
+        return train_step(self, *args, **kwargs)
+
+    return step
+
+
+def _patched(fn, name: str) -> bool:
+    """Whether ``fn`` or a function it wraps carries the plugin's patch ``name``."""
+    while fn is not None:
+        if getattr(fn, "_sslasr_patch", None) == name:
+            return True
+        fn = getattr(fn, "__wrapped__", None)
+    return False
+
+
+def _layer(fn, name: str, make):
+    wrapped = make(fn)
+    wrapped._sslasr_patch, wrapped._sslasr_make = name, make
+    return wrapped
+
+
+def _wrap_once(owner, attr: str, name: str, make) -> None:
+    """``owner.attr = make(owner.attr)`` unless the plugin's patch ``name`` is already there."""
+    if not _patched(getattr(owner, attr), name):
+        setattr(owner, attr, _layer(getattr(owner, attr), name, make))
+
+
+def without_patches(owner, attr: str, *names: str) -> None:
+    """Take the plugin's patches ``names`` off ``owner.attr`` and keep its others, so that a
+    benchmark can run fairseq's own behaviour beside the plugin's (benchmarks/training_memory.py)."""
+    fn, layers = getattr(owner, attr), []
+    while hasattr(fn, "_sslasr_patch"):
+        layers.append(fn)
+        fn = fn.__wrapped__
+    for layer in reversed(layers):
+        if layer._sslasr_patch not in names:
+            fn = _layer(fn, layer._sslasr_patch, layer._sslasr_make)
+    setattr(owner, attr, fn)
+
+
 def trimmed_before_workers(get_iterator, trim):
     """fairseq's ``EpochBatchIterator._get_iterator_for_epoch`` that calls ``trim(0)`` before it
     makes a data loader with worker processes.  The workers are forked from the training process
@@ -167,11 +222,12 @@ def apply() -> None:
     # glibc keeps memory freed inside its heap, and training with shapes that change every update
     # grows by gigabytes: hand it back every HEAP_TRIM_UPDATES updates.
     trim = malloc_trim()
-    if trim is not None and not hasattr(trainer.Trainer.train_step, "__wrapped__"):
-        trainer.Trainer.train_step = trimmed_heap(trainer.Trainer.train_step, trim)
-    # ... and before data-loader workers are forked, which would otherwise keep a copy of it.
-    epochs = iterators.EpochBatchIterator
-    if trim is not None and not hasattr(epochs._get_iterator_for_epoch, "__wrapped__"):
-        epochs._get_iterator_for_epoch = trimmed_before_workers(epochs._get_iterator_for_epoch, trim)
+    if trim is not None:
+        _wrap_once(trainer.Trainer, "train_step", "trimmed_heap", lambda f: trimmed_heap(f, trim))
+        # ... and before data-loader workers are forked, which would otherwise keep a copy of it.
+        _wrap_once(iterators.EpochBatchIterator, "_get_iterator_for_epoch", "trimmed_before_workers",
+                   lambda f: trimmed_before_workers(f, trim))
+    # fairseq's training loop makes one update past max_update when a finished run is started again.
+    _wrap_once(trainer.Trainer, "train_step", "no_update_past_max", no_update_past_max)
     # Known-harmless warnings of torch and fairseq, each named in KNOWN_HARMLESS_WARNINGS.
     quiet_known_warnings()

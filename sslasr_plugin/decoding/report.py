@@ -2,9 +2,12 @@
 
     python -m sslasr_plugin.decoding.report test=exp/decode_test/generate-test.txt \
         test_ood=exp/decode_test_ood/generate-test_ood.txt
+    python -m sslasr_plugin.decoding.report --against base joint/test=... base/test=...
 
 Reads the T- (reference) and D- (detokenized hypothesis) lines that fairseq-generate writes
-with ``--post-process letter`` and prints one markdown row per file.
+with ``--post-process letter`` and prints one markdown row per file.  With ``--against SYSTEM``,
+rows are named ``system/subset`` and each row gets its CER and WER difference from
+``SYSTEM/subset`` (the same utterances), with a paired bootstrap 95% interval.
 """
 import sys
 from pathlib import Path
@@ -74,19 +77,61 @@ def paired_bootstrap(errors_a, errors_b, totals, samples: int = 10000, seed: int
     return 100.0 * diff.sum() / max(totals.sum(), 1), float(lo), float(hi)
 
 
+def _row(name: str, r: Dict[str, float]) -> str:
+    return f"| {name} | {r['utterances']} | {r['words']} | {r['wer']:.2f} | {r['cer']:.2f} |"
+
+
 def markdown_table(results: Dict[str, Dict[str, float]]) -> str:
     lines = ["| subset | utterances | words | WER % | CER % |", "|---|---|---|---|---|"]
-    for name, r in results.items():
-        lines.append(f"| {name} | {r['utterances']} | {r['words']} | {r['wer']:.2f} | {r['cer']:.2f} |")
+    return "\n".join(lines + [_row(name, r) for name, r in results.items()])
+
+
+def paired_table(outputs: Dict[str, str], against: str) -> str:
+    """:func:`markdown_table` of ``outputs`` (row name -> fairseq-generate log), rows named
+    ``system/subset``, each with its difference from ``against/subset`` (system minus
+    ``against``, percentage points) and the paired bootstrap 95% interval over the subset's
+    utterances."""
+    pairs = {name: read_generate_output(path) for name, path in outputs.items()}
+    lines = [f"| subset | utterances | words | WER % | CER % | ΔCER vs {against} [95% CI] "
+             f"| ΔWER vs {against} [95% CI] |", "|---|---|---|---|---|---|---|"]
+    for name, pair in pairs.items():
+        system, _, subset = name.rpartition("/")
+        base = f"{against}/{subset}"
+        if not system:
+            raise ValueError(f"row {name!r}: with --against, name the rows system/subset")
+        if base not in pairs:
+            raise ValueError(f"row {name!r} has nothing to compare with; add {base}=<its fairseq-generate log>")
+        cells = ["", ""]
+        if name != base:
+            if [ref for ref, _ in pair] != [ref for ref, _ in pairs[base]]:
+                raise ValueError(f"{outputs[name]} and {outputs[base]} decode different references; a paired "
+                                 "comparison needs the same utterances")
+            errs, base_errs = utterance_errors(pair), utterance_errors(pairs[base])
+            for i, kind in enumerate(("char", "word")):
+                d, lo, hi = paired_bootstrap(errs[f"{kind}_errors"], base_errs[f"{kind}_errors"],
+                                             errs[f"{kind}_total"])
+                cells[i] = f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+        lines.append(_row(name, error_rates(pair)) + f" {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str]) -> int:
+    argv = list(argv)
+    against = None
+    if argv[:1] == ["--against"] and len(argv) > 1:
+        against, argv = argv[1], argv[2:]
     if not argv or any("=" not in a for a in argv):
         print(__doc__, file=sys.stderr)
         return 2
-    results = {name: error_rates(read_generate_output(path)) for name, path in (a.split("=", 1) for a in argv)}
-    print(markdown_table(results))
+    outputs = dict(a.split("=", 1) for a in argv)
+    if against is None:
+        print(markdown_table({name: error_rates(read_generate_output(path)) for name, path in outputs.items()}))
+        return 0
+    try:
+        print(paired_table(outputs, against))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

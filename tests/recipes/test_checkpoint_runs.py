@@ -24,12 +24,20 @@ def test_trained_checkpoint_holds_only_allow_listed_classes(ctc_checkpoint):
 
 def test_a_seed_reproduces_its_run(ctc_checkpoint, tiny_corpus, tmp_path):
     """The same 3-update run again, same common.seed: the same weights to the bit (the wav2vec 2.0
-    masks follow the seed: sslasr_plugin.patches.seeded_masks; fairseq's come from OS entropy)."""
+    masks follow the seed: sslasr_plugin.patches.seeded_masks; fairseq's come from OS entropy).
+    Started a third time, it trains no more (sslasr_plugin.patches.no_update_past_max)."""
     hydra_train("examples/ctc", "scratch_fbank", tiny_corpus, tmp_path)
     again, first = load_checkpoint(tmp_path / "checkpoint_best.pt"), load_checkpoint(ctc_checkpoint)
     assert again["optimizer_history"][-1]["num_updates"] == first["optimizer_history"][-1]["num_updates"] == 3
     assert again["model"].keys() == first["model"].keys()
     assert all(torch.equal(again["model"][k], first["model"][k]) for k in first["model"])
+    # Started again, the finished run makes no update past max_update (stock fairseq makes update 4
+    # before it checks the cap, and may keep it as checkpoint_best).
+    proc = hydra_train("examples/ctc", "scratch_fbank", tiny_corpus, tmp_path)
+    assert "already at optimization.max_update=3: no further update" in proc.stdout + proc.stderr
+    last = load_checkpoint(tmp_path / "checkpoint_last.pt")
+    assert last["optimizer_history"][-1]["num_updates"] == 3
+    assert all(torch.equal(last["model"][k], first["model"][k]) for k in first["model"])
 
 
 def test_fairseq_generate_refuses_malicious_checkpoint(malicious_checkpoint, tiny_corpus):

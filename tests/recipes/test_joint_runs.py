@@ -158,6 +158,9 @@ def test_demo_script_runs_arms_and_prints_the_table(tiny_corpus, tmp_path, monke
     rows = re.findall(r"^\| (\w+/test(?:_ood)?) \| 8 \|", proc.stdout, flags=re.M)
     assert rows == ["supervised_only/test", "supervised_only/test_ood", "joint/test", "joint/test_ood"]
     assert (tmp_path / "joint_results.md").read_text().count("\n") == 6
+    # with supervised_only among the arms, the joint rows carry their paired CER/WER difference from it
+    interval = r"[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\]"
+    assert re.search(rf"^\| joint/test_ood \| 8 \|.* \| {interval} \| {interval} \|$", proc.stdout, flags=re.M), proc.stdout
     # the curves: each arm's validations at the CTC updates it had made (the same 2 by the end)
     assert (tmp_path / "joint_curves.png").stat().st_size > 0
     last = {arm: (tmp_path / "joint_curves" / f"{arm}.tsv").read_text().splitlines()[-1].split("\t")[:3]

@@ -27,9 +27,16 @@ def test_importing_the_plugin_applies_every_patch_once():
                "for m in (hubert, wav2vec2):\n"
                "    assert not hasattr(m.compute_mask_indices.__wrapped__, '__wrapped__')\n"
                "from fairseq.trainer import Trainer\n"
-               "assert not hasattr(Trainer.train_step.__wrapped__, '__wrapped__')\n"
                "from fairseq.data.iterators import EpochBatchIterator as E\n"
-               "assert not hasattr(E._get_iterator_for_epoch.__wrapped__, '__wrapped__')\n" + PROBE)
+               "def layers(f):\n"
+               "    names = []\n"
+               "    while hasattr(f, '_sslasr_patch'):\n"
+               "        names, f = names + [f._sslasr_patch], f.__wrapped__\n"
+               "    assert f.__module__ in ('fairseq.trainer', 'fairseq.data.iterators'), f  # fairseq's own\n"
+               "    return names\n"
+               "trim = ['trimmed_heap'] if patches.malloc_trim() else []\n"
+               "assert layers(Trainer.train_step) == ['no_update_past_max'] + trim, layers(Trainer.train_step)\n"
+               "assert layers(E._get_iterator_for_epoch) == (['trimmed_before_workers'] if trim else [])\n" + PROBE)
     assert out.split() == ["plugin", "AtomicCopyPathManager", "True"]
 
 
@@ -206,3 +213,15 @@ def test_heap_trim_before_a_data_loader_only_when_it_has_workers():
     assert make(e, 1) == "epoch 1" and calls == []
     e.num_workers = 2
     assert make(e, 2) == "epoch 2" and calls == [0]
+
+
+@needs_glibc_and_proc
+def test_a_benchmark_can_take_one_patch_off_and_keep_the_others():
+    out = _run("import sslasr_plugin\nfrom sslasr_plugin.patches import without_patches\n"
+               "from fairseq.trainer import Trainer\n"
+               "without_patches(Trainer, 'train_step', 'trimmed_heap')\n"
+               "f, names = Trainer.train_step, []\n"
+               "while hasattr(f, '_sslasr_patch'):\n"
+               "    names, f = names + [f._sslasr_patch], f.__wrapped__\n"
+               "print(*names, f.__module__, f.__qualname__)\n")
+    assert out.split() == ["no_update_past_max", "fairseq.trainer", "Trainer.train_step"]

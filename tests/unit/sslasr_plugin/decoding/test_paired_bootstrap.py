@@ -45,3 +45,36 @@ def test_pairing_matters():
 def test_mismatched_lists_are_refused():
     with pytest.raises(ValueError, match="equal, non-empty"):
         paired_bootstrap([1, 2], [1], [3, 3])
+
+
+def _generate_log(path, pairs):
+    # fairseq-generate's T- and D- lines (D- has the score column), in a shuffled id order
+    lines = []
+    for i, (ref, hyp) in reversed(list(enumerate(pairs))):
+        lines += [f"T-{i}\t{ref}", f"D-{i}\t-0.5\t{hyp}"]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_paired_table_against_a_named_system(tmp_path):
+    from sslasr_plugin.decoding.report import main, paired_table
+
+    refs = ["AB CD", "EF GH"]
+    base = _generate_log(tmp_path / "base.txt", [(r, r) for r in refs])  # no errors
+    arm = _generate_log(tmp_path / "arm.txt", [("AB CD", "AB CE"), ("EF GH", "EF GH")])  # 1 of 10 chars, 1 of 4 words
+    table = paired_table({"arm/test": arm, "base/test": base}, "base").split("\n")
+    assert table[0].endswith("| ΔCER vs base [95% CI] | ΔWER vs base [95% CI] |")
+    assert table[2] == "| arm/test | 2 | 4 | 25.00 | 10.00 | +10.00 [+0.00, +20.00] | +25.00 [+0.00, +50.00] |"
+    assert table[3] == "| base/test | 2 | 4 | 0.00 | 0.00 |  |  |"
+    assert main(["--against", "base", f"arm/test={arm}", f"base/test={base}"]) == 0
+
+
+def test_paired_table_refuses_what_it_cannot_pair(tmp_path, capsys):
+    from sslasr_plugin.decoding.report import main
+
+    base = _generate_log(tmp_path / "base.txt", [("AB", "AB")])
+    other = _generate_log(tmp_path / "other.txt", [("XY", "XY")])
+    assert main(["--against", "base", f"arm/test={other}", f"base/test={base}"]) == 2
+    assert "decode different references" in capsys.readouterr().err
+    assert main(["--against", "base", f"arm/test_ood={base}", f"base/test={base}"]) == 2
+    assert "add base/test_ood=" in capsys.readouterr().err
