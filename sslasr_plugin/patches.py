@@ -4,9 +4,9 @@
 ``common.user_dir`` does) makes fairseq's checkpoint loader safe, its checkpoint copies atomic,
 its batching keep the last batch it drops (evaluation and training alike), its wav2vec 2.0 and
 HuBERT masks follow ``common.seed``, its training loop and data loaders hand freed memory back to
-the operating system, a finished run started again make no update past ``max_update``, and its
-training log free of known-harmless warnings; nothing else in the plugin patches.  Tools that need only manifests and data checks import ``sslasr_data``, which
-patches nothing.
+the operating system, its training loop stop at ``max_update`` when a finished run is started
+again, and its training log free of known-harmless warnings; nothing else in the plugin patches.
+Tools that need only manifests and data checks import ``sslasr_data``, which patches nothing.
 """
 import ctypes
 import functools
@@ -153,6 +153,7 @@ def _patched(fn, name: str) -> bool:
 
 
 def _layer(fn, name: str, make):
+    """``make(fn)``, marked as the plugin's patch ``name`` (and how to make it again)."""
     wrapped = make(fn)
     wrapped._sslasr_patch, wrapped._sslasr_make = name, make
     return wrapped
