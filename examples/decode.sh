@@ -10,3 +10,11 @@ decode() {
         reports+=("$3/$split=$2/decode_$split/generate-$split.txt")
     done
 }
+
+# report TABLE: one WER/CER table of every decode in `reports`, written to TABLE too; where the
+# supervised_only arm was decoded, every row also gets its paired difference from it (95% interval).
+report() {
+    local against=()
+    [[ " ${reports[*]} " == *" supervised_only/"* ]] && against=(--against supervised_only)
+    python -m sslasr_plugin.decoding.report "${against[@]}" "${reports[@]}" | tee "$1"
+}

@@ -143,13 +143,13 @@ def no_update_past_max(train_step):
     return step
 
 
-def _patched(fn, name: str) -> bool:
-    """Whether ``fn`` or a function it wraps carries the plugin's patch ``name``."""
-    while fn is not None:
-        if getattr(fn, "_sslasr_patch", None) == name:
-            return True
-        fn = getattr(fn, "__wrapped__", None)
-    return False
+def _layers(fn):
+    """The plugin's patch layers on ``fn``, outermost first, and the function under them."""
+    layers = []
+    while hasattr(fn, "_sslasr_patch"):
+        layers.append(fn)
+        fn = fn.__wrapped__
+    return layers, fn
 
 
 def _layer(fn, name: str, make):
@@ -160,18 +160,16 @@ def _layer(fn, name: str, make):
 
 
 def _wrap_once(owner, attr: str, name: str, make) -> None:
-    """``owner.attr = make(owner.attr)`` unless the plugin's patch ``name`` is already there."""
-    if not _patched(getattr(owner, attr), name):
+    """``owner.attr = make(owner.attr)`` unless the plugin's patch ``name`` is already there.
+    Checked by name: fairseq's own decorators also set ``__wrapped__``."""
+    if name not in [layer._sslasr_patch for layer in _layers(getattr(owner, attr))[0]]:
         setattr(owner, attr, _layer(getattr(owner, attr), name, make))
 
 
 def without_patches(owner, attr: str, *names: str) -> None:
     """Take the plugin's patches ``names`` off ``owner.attr`` and keep its others, so that a
     benchmark can run fairseq's own behaviour beside the plugin's (benchmarks/training_memory.py)."""
-    fn, layers = getattr(owner, attr), []
-    while hasattr(fn, "_sslasr_patch"):
-        layers.append(fn)
-        fn = fn.__wrapped__
+    layers, fn = _layers(getattr(owner, attr))
     for layer in reversed(layers):
         if layer._sslasr_patch not in names:
             fn = _layer(fn, layer._sslasr_patch, layer._sslasr_make)
@@ -205,21 +203,17 @@ def apply() -> None:
     torch.serialization.add_safe_globals(SAFE_GLOBALS)
     # fairseq's load_checkpoint_to_cpu passes on torch's bare unpickling error: name the file and the
     # offending global, or say the file is truncated and which checkpoints to resume from.
-    if not hasattr(checkpoint_utils.load_checkpoint_to_cpu, "__wrapped__"):
-        checkpoint_utils.load_checkpoint_to_cpu = guarded_loader(checkpoint_utils.load_checkpoint_to_cpu)
+    _wrap_once(checkpoint_utils, "load_checkpoint_to_cpu", "guarded_loader", guarded_loader)
     # fairseq's save_checkpoint copies checkpoint_N.pt to checkpoint_last.pt in place: a kill during the
     # copy truncates the file a restarted job resumes from; copy to .tmp and rename instead.
     checkpoint_utils.PathManager = AtomicCopyPathManager
     # fairseq's batch_by_size drops a last batch smaller than the required multiple: evaluations
     # lose utterances without a word; keep it.
-    if not hasattr(data_utils.batch_by_size, "__wrapped__"):
-        data_utils.batch_by_size = keep_remainder_batch(data_utils.batch_by_size)
+    _wrap_once(data_utils, "batch_by_size", "keep_remainder_batch", keep_remainder_batch)
     # fairseq's wav2vec 2.0 and HuBERT masks come from fresh OS entropy: draw their seeds from
     # numpy's global generator (seeded by common.seed), so that a seed reproduces its run.
     for name in MASKING_MODULES:
-        module = importlib.import_module(name)
-        if not hasattr(module.compute_mask_indices, "__wrapped__"):
-            module.compute_mask_indices = seeded_masks(module.compute_mask_indices)
+        _wrap_once(importlib.import_module(name), "compute_mask_indices", "seeded_masks", seeded_masks)
     # glibc keeps memory freed inside its heap, and training with shapes that change every update
     # grows by gigabytes: hand it back every HEAP_TRIM_UPDATES updates.
     trim = malloc_trim()

@@ -59,5 +59,4 @@ for arm in $ARMS; do
         checkpoint.save_interval_updates=$(( (FT_UPDATES + 3) / 4 )) dataset.validate_interval_updates=$(( (FT_UPDATES + 3) / 4 ))
     decode "$EXP/${arm}_ft/checkpoint_best.pt" "$EXP/$arm" "$arm"
 done
-# each row with its paired difference from the teacher (supervised only), 95% interval
-python -m sslasr_plugin.decoding.report --against supervised_only "${reports[@]}" | tee "$EXP/csl_results.md"
+report "$EXP/csl_results.md"

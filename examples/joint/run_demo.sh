@@ -36,9 +36,7 @@ for arm in $ARMS; do
     decode "$out/checkpoint_best.pt" "$out" "$arm"
     curves+=("$arm=$out")
 done
-# with the supervised-only arm, every row also gets its paired difference from it (95% interval)
-against=(); [[ " $ARMS " == *" supervised_only "* ]] && against=(--against supervised_only)
-python -m sslasr_plugin.decoding.report "${against[@]}" "${reports[@]}" | tee "$EXP/joint${RECIPE:+_$RECIPE}_results.md"
+report "$EXP/joint${RECIPE:+_$RECIPE}_results.md"
 # valid letter error against CTC updates, and the losses against their own updates (each arm its schedule)
 python examples/joint/curves.py --out "$EXP/joint${RECIPE:+_$RECIPE}_curves.png" \
     --tsv-dir "$EXP/joint${RECIPE:+_$RECIPE}_curves" "${curves[@]}"

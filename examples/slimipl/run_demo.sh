@@ -41,7 +41,5 @@ for arm in $ARMS; do
     decode "$out/checkpoint_best.pt" "$out" "$arm"
     logs+=("$arm=$out/hydra/hydra_train.log")
 done
-# with the supervised-only arm, every row also gets its paired difference from it (95% interval)
-against=(); [[ " $ARMS " == *" supervised_only "* ]] && against=(--against supervised_only)
-python -m sslasr_plugin.decoding.report "${against[@]}" "${reports[@]}" | tee "$EXP/slimipl${TAG:+_$TAG}_results.md"
+report "$EXP/slimipl${TAG:+_$TAG}_results.md"
 python examples/slimipl/plot_curves.py --out "$EXP/slimipl${TAG:+_$TAG}_curves.png" "${logs[@]}"

@@ -82,4 +82,4 @@ for arm in $ARMS; do
     esac
     decode "$ft/checkpoint_best.pt" "$ft" "$arm"
 done
-python -m sslasr_plugin.decoding.report "${reports[@]}" | tee "$EXP/results.md"
+report "$EXP/results.md"

@@ -34,17 +34,16 @@ def read_generate_output(path: str) -> List[Tuple[str, str]]:
     return [(refs[i], hyps[i]) for i in sorted(refs)]
 
 
-def error_rates(pairs: Sequence[Tuple[str, str]]) -> Dict[str, float]:
-    """Corpus-level WER and CER in percent (edit distance over total reference length)."""
-    word_err = sum(editdistance.eval(ref.split(), hyp.split()) for ref, hyp in pairs)
-    words = sum(len(ref.split()) for ref, _ in pairs)
-    char_err = sum(editdistance.eval(ref, hyp) for ref, hyp in pairs)
-    chars = sum(len(ref) for ref, _ in pairs)
+def error_rates(pairs: Sequence[Tuple[str, str]], errors: Dict[str, np.ndarray] = None) -> Dict[str, float]:
+    """Corpus-level WER and CER in percent (edit distance over total reference length), from
+    :func:`utterance_errors` (``errors``, when already counted)."""
+    e = utterance_errors(pairs) if errors is None else errors
+    words = int(e["word_total"].sum())
     return {
         "utterances": len(pairs),
         "words": words,
-        "wer": 100.0 * word_err / max(words, 1),
-        "cer": 100.0 * char_err / max(chars, 1),
+        "wer": 100.0 * int(e["word_errors"].sum()) / max(words, 1),
+        "cer": 100.0 * int(e["char_errors"].sum()) / max(int(e["char_total"].sum()), 1),
     }
 
 
@@ -92,6 +91,7 @@ def paired_table(outputs: Dict[str, str], against: str) -> str:
     ``against``, percentage points) and the paired bootstrap 95% interval over the subset's
     utterances."""
     pairs = {name: read_generate_output(path) for name, path in outputs.items()}
+    errs = {name: utterance_errors(pair) for name, pair in pairs.items()}
     lines = [f"| subset | utterances | words | WER % | CER % | ΔCER vs {against} [95% CI] "
              f"| ΔWER vs {against} [95% CI] |", "|---|---|---|---|---|---|---|"]
     for name, pair in pairs.items():
@@ -106,12 +106,11 @@ def paired_table(outputs: Dict[str, str], against: str) -> str:
             if [ref for ref, _ in pair] != [ref for ref, _ in pairs[base]]:
                 raise ValueError(f"{outputs[name]} and {outputs[base]} decode different references; a paired "
                                  "comparison needs the same utterances")
-            errs, base_errs = utterance_errors(pair), utterance_errors(pairs[base])
             for i, kind in enumerate(("char", "word")):
-                d, lo, hi = paired_bootstrap(errs[f"{kind}_errors"], base_errs[f"{kind}_errors"],
-                                             errs[f"{kind}_total"])
+                d, lo, hi = paired_bootstrap(errs[name][f"{kind}_errors"], errs[base][f"{kind}_errors"],
+                                             errs[name][f"{kind}_total"])
                 cells[i] = f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]"
-        lines.append(_row(name, error_rates(pair)) + f" {cells[0]} | {cells[1]} |")
+        lines.append(_row(name, error_rates(pair, errs[name])) + f" {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
 
 
