@@ -384,6 +384,10 @@ Protocol (`examples/lowres/run.sh`, one stage each):
 - *slimIPL, hard labels* (`slimipl_hard_s<seed>`, and `slimipl_hard_ood_s1` on `unlabeled_ood`):
   from the same baseline checkpoint, 1 labeled : 4 pseudo-labeled updates, cache 100, p = 0.3,
   so that most unlabeled utterances are labeled at least once;
+- *slimIPL on the true transcripts* (`slimipl_oracle_s1`, `slimipl_oracle_ood_s1`): the same two
+  runs with every pseudo-label replaced by the utterance's true transcript (`task.pl_decoder=oracle`),
+  the ceiling of those arms at their own schedule, start and updates: how much of the room the
+  label errors cost;
 - *soft labels + CTC mix* (`soft_ctc_mix_s<seed>`): the same schedule with cached per-frame
   distributions, 0.5 x frame cross-entropy + 0.5 x CTC on the greedy transcript;
 - *slimIPL, LM-decoded labels* (`slimipl_lm_s<seed>`): hard labels from beam search with the
@@ -418,7 +422,7 @@ Every figure derives from the files in [`{store}/`]({store}/) (per-utterance hyp
 validation curves, per-run facts); this page and its plots are rebuilt from them by the
 runner's last stage.  Stage 3 also keeps each seed's best baseline there (`init.pt`: its
 selected weights, model only, fp16), so that stages 4-10 can start from it on a machine that
-does not have the runs (`exp/`).
+does not have the runs (`exp/`); there, a run whose figures are kept here is not trained again.
 
 ## Arms against their controls
 

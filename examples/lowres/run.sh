@@ -12,8 +12,10 @@
 #   2  baseline sweep on the labeled subset (dropout x masking), each trained to a valid-CER plateau
 #   3  the best sweep point with the other seeds
 #   4  compute-matched control per seed: supervised continuation of that seed's baseline
-#   5  slimIPL with hard labels from each seed's baseline (same total updates as the control)
-#   6  slimIPL with hard labels adapting to `unlabeled_ood` (held-out voices), first seed
+#   5  slimIPL with hard labels from each seed's baseline (same total updates as the control); and,
+#      first seed, its ceiling: the same run trained on the true transcripts (task.pl_decoder=oracle)
+#   6  slimIPL with hard labels adapting to `unlabeled_ood` (held-out voices), first seed, and its
+#      ceiling on the true transcripts
 #   7  soft labels regularised by CTC on the greedy transcript (0.5/0.5), --arm-seeds
 #   8  slimIPL with LM-decoded hard labels (word LM + lexicon, weights tuned on valid CER), --arm-seeds;
 #      and adapting to `unlabeled_ood`, first seed
@@ -30,7 +32,8 @@
 #
 # Every run selects its checkpoint on valid CER and is decoded (greedy CTC) on test and test_ood;
 # its directory gets DONE when trained and decoded (a teacher or a pre-training, which is not
-# decoded, gets TRAINED).  Stage 3 carries each seed's best baseline
+# decoded, gets TRAINED).  A run that is not in exp/ but whose figures stage 11 kept in the page's
+# store (trained on another machine) is not trained again.  Stage 3 carries each seed's best baseline
 # (model only, fp16, ~10 MB) into the page's store (init.pt beside its figures): on a machine
 # where exp/ is gone, stages 3-10 restore it from there instead of training it again, and stage 2
 # need not run again (the best sweep point is read from the kept validation curves).  Options (defaults below) scale the budgets;
@@ -124,6 +127,10 @@ run() {
     if [ -f "$out/DONE" ]; then log "$st" "${out#"$exp"/}: done, skipped"; return; fi
     restore "$st" "$out"
     if [ -f "$out/RESTORED" ]; then log "$st" "${out#"$exp"/}: restored, skipped"; return; fi
+    if [ ! -f "$out/checkpoint_last.pt" ] && [ -s "$store/${out#"$exp"/}/facts.json" ]; then
+        log "$st" "${out#"$exp"/}: trained elsewhere, its figures kept in $store, skipped (delete them there to train it again)"
+        return
+    fi
     train "$@" checkpoint.best_checkpoint_metric=uer
     decode_run "$out"
     touch "$out/DONE"
@@ -217,12 +224,18 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
         run 5 "$exp/$subset/slimipl_hard_s$seed" examples/slimipl slimipl "common.seed=$seed" "${pl[@]}" \
             "${slimipl[@]}"
     done
+    # the ceiling of the PL arms at their own schedule: labels without errors (the true transcripts)
+    pl_args 5 "$first_seed"
+    run 5 "$exp/$subset/slimipl_oracle_s$first_seed" examples/slimipl slimipl "common.seed=$first_seed" \
+        "${pl[@]}" "${slimipl[@]}" task.pl_decoder=oracle
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
     pl_args 6 "$first_seed"
     run 6 "$exp/$subset/slimipl_hard_ood_s$first_seed" examples/slimipl slimipl "common.seed=$first_seed" \
         "${pl[@]}" "${slimipl[@]}" task.unlabeled_subsets=unlabeled_ood
+    run 6 "$exp/$subset/slimipl_oracle_ood_s$first_seed" examples/slimipl slimipl "common.seed=$first_seed" \
+        "${pl[@]}" "${slimipl[@]}" task.unlabeled_subsets=unlabeled_ood task.pl_decoder=oracle
 fi
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then

@@ -44,7 +44,7 @@ from .two_stream import TwoStreamConfig, TwoStreamTask
 logger = logging.getLogger(__name__)
 
 PSEUDO_LABELS = ChoiceEnum(["hard", "soft"])
-PL_DECODERS = ChoiceEnum(["greedy", "lm"])
+PL_DECODERS = ChoiceEnum(["greedy", "lm", "oracle"])
 _STAT = "pl_stat_"
 
 
@@ -75,7 +75,9 @@ class SlimIplConfig(TwoStreamConfig):
     )
     pl_decoder: PL_DECODERS = field(
         default="greedy", metadata={"help": "how hard pseudo-labels are decoded: greedy (slimIPL), or lm: beam "
-                                            "search with task.kenlm_model (+ task.lexicon, word_score, ...)"})
+                                            "search with task.kenlm_model (+ task.lexicon, word_score, ...); "
+                                            "oracle: the true transcripts of task.oracle_labels instead (a "
+                                            "measurement: the ceiling perfect labels reach with the same schedule)"})
     pl_beam: int = field(default=50, metadata={"help": "beam size of LM pseudo-labeling"})
     pl_lm_weight: float = field(default=2.0, metadata={"help": "LM weight of LM pseudo-labeling"})
     pl_dropout: Optional[float] = field(
@@ -87,7 +89,7 @@ class SlimIplConfig(TwoStreamConfig):
     oracle_labels: Optional[str] = field(
         default=None,
         metadata={"help": "extension of the unlabeled audio's true transcripts ({subset}.{ext}), for logging "
-                  "pl_cer only (the synthetic corpus writes them; never used for training)"},
+                  "pl_cer (the synthetic corpus writes them); trained on only with task.pl_decoder=oracle"},
     )
     collapse_min_ratio: float = field(
         default=0.5,
@@ -118,6 +120,9 @@ class SlimIplTask(TwoStreamTask):
         self._resumed_batches: Optional[Dict[str, Any]] = None  # a checkpoint's unlabeled batches, until checked
         self._ever_labeled = torch.zeros(0, dtype=torch.bool)  # per unlabeled utterance: labeled at least once
         self._unsup_seconds = torch.zeros(0, dtype=torch.float64)  # per unlabeled utterance: its duration
+        if cfg.pl_decoder == "oracle" and (cfg.pseudo_labels != "hard" or not cfg.oracle_labels):
+            raise ValueError("task.pl_decoder=oracle trains on the unlabeled audio's true transcripts: it needs "
+                             "task.pseudo_labels=hard and task.oracle_labels=<their extension, e.g. ltr>")
         self._decode = self._labeling_decoder(cfg) if cfg.pl_decoder == "lm" else greedy_decode
 
     def _labeling_decoder(self, cfg: SlimIplConfig):
@@ -153,6 +158,9 @@ class SlimIplTask(TwoStreamTask):
             return [None] * len(dataset)
         path = os.path.join(self.cfg.data, f"{split}.{self.cfg.oracle_labels}")
         if not os.path.exists(path):
+            if self.cfg.pl_decoder == "oracle":
+                raise FileNotFoundError(f"task.pl_decoder=oracle trains on {path}, which does not exist: write the "
+                                        f"true transcripts of {split} there (one line per row of {split}.tsv)")
             logger.warning(f"no oracle transcripts {path}: pl_cer is not logged for {split}")
             return [None] * len(dataset)
         with open(path, encoding="utf-8") as f:
@@ -314,9 +322,10 @@ class SlimIplTask(TwoStreamTask):
         ids = batch["id"].cpu()
         first = self.datasets[self.cfg.train_subset].offset[UNSUP]
         oracle = [self._oracle[i - first] for i in ids.tolist()]
+        decode = _true_transcripts(oracle) if self.cfg.pl_decoder == "oracle" else self._decode
         labels = label_batch(teacher, batch["net_input"], self._blank, drop=(d.pad(), d.eos()),
                              soft=self.cfg.pseudo_labels == "soft", sample_rate=self.cfg.sample_rate,
-                             oracle=oracle, decoder=self._decode)
+                             oracle=oracle, decoder=decode)
         part = {"ids": ids, "tokens": labels.tokens, "log_probs": labels.log_probs or [],
                 "stats": labels.stats.as_dict()}
         parts = self._gather(part)
@@ -428,6 +437,15 @@ class SlimIplTask(TwoStreamTask):
         if total.oracle_tokens:
             metrics.log_scalar("pl_cer", 100 * total.oracle_errors / total.oracle_tokens, total.oracle_tokens, round=2)
         metrics.log_scalar("pl_collapsed", max(log.get(_STAT + "collapsed", 0) for log in logging_outputs), round=0)
+
+
+def _true_transcripts(oracle: List[Optional[List[int]]]):
+    """A stand-in for the labeling decoder that returns the batch's true transcripts (in batch
+    order) whatever the teacher emits: ``task.pl_decoder=oracle``."""
+    def decode(lprobs, lengths, blank):
+        return [{"tokens": torch.tensor(tokens, dtype=torch.long)} for tokens in oracle]
+
+    return decode
 
 
 def _batches_digest(batches) -> Dict[str, Any]:

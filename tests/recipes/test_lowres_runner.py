@@ -4,6 +4,7 @@ page is rebuilt from the runs' files alone; a baseline carried in the page's sto
 machine without the runs."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -42,7 +43,8 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     out = run(runner(tmp_path, "--seeds", "1", "--stage", "0", "--stop-stage", "11"))
     exp = tmp_path / "exp"
     runs = ["oracle_s1", "labeled_10min/baseline_d0.1_m0.2_s1", "labeled_10min/control_s1",
-            "labeled_10min/slimipl_hard_s1", "labeled_10min/slimipl_hard_ood_s1", "labeled_10min/soft_ctc_mix_s1",
+            "labeled_10min/slimipl_hard_s1", "labeled_10min/slimipl_hard_ood_s1", "labeled_10min/slimipl_oracle_s1",
+            "labeled_10min/slimipl_oracle_ood_s1", "labeled_10min/soft_ctc_mix_s1",
             "labeled_10min/slimipl_lm_s1", "labeled_10min/slimipl_lm_ood_s1", "labeled_10min/csl_frame_s1",
             "labeled_10min/ce_pl_frame_s1"]
     prepared = ["labeled_10min/frame_teacher_s1", "labeled_10min/csl_frame_pretrain_s1",
@@ -54,6 +56,11 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     # from the same checkpoint with the same schedule, makes labeled updates only.
     arm_log = (exp / "labeled_10min/slimipl_hard_ood_s1/hydra/hydra_train.log").read_text()
     assert "'unlabeled_subsets': 'unlabeled_ood'" in arm_log and "'unsup_updates': 4" in arm_log
+    # Their ceilings: the same runs trained on the true transcripts (pseudo-label CER 0).
+    for name, unlabeled in (("slimipl_oracle_s1", "unlabeled"), ("slimipl_oracle_ood_s1", "unlabeled_ood")):
+        log = (exp / "labeled_10min" / name / "hydra/hydra_train.log").read_text()
+        assert "'pl_decoder': oracle" in log and f"'unlabeled_subsets': '{unlabeled}'" in log
+        assert re.search(r"pl_cer[= ]0(\.0+)?(?![\d.])", (exp / "labeled_10min" / name / "train.out").read_text())
     control_log = (exp / "labeled_10min/control_s1/hydra/hydra_train.log").read_text()
     assert "'unsup_updates': 0" in control_log
     for log in (arm_log, control_log):
@@ -151,10 +158,15 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     assert {v.dtype for v in weights.values() if v.is_floating_point()} == {torch.float16}
     assert (store / "labeled_10min" / "baseline_d0.1_m0.2_s2" / "init.pt").exists()
     facts_before = (store / "labeled_10min" / "baseline_d0.1_m0.2_s1" / "facts.json").read_text()
-    for name in ("baseline_d0.1_m0.2_s1", "control_s1"):
+    # A run whose figures the store keeps is not trained again (slimIPL's); one gone from both (the
+    # control's) is.
+    for name in ("baseline_d0.1_m0.2_s1", "control_s1", "slimipl_hard_s1"):
         shutil.rmtree(exp / "labeled_10min" / name)
-    out = run(runner(tmp_path, "--seeds", "1", "--stage", "4", "--stop-stage", "4"))
+    shutil.rmtree(store / "labeled_10min" / "control_s1")
+    out = run(runner(tmp_path, "--seeds", "1", "--stage", "4", "--stop-stage", "5"))
     assert "baseline_d0.1_m0.2_s1: restored from" in out and "control_s1: training" in out
+    assert "slimipl_hard_s1: trained elsewhere, its figures kept in" in out and "slimipl_hard_s1: training" not in out
+    assert "slimipl_oracle_s1: done, skipped" in out
     control_log = (exp / "labeled_10min/control_s1/hydra/hydra_train.log").read_text()
     assert "baseline_d0.1_m0.2_s1/checkpoint_best.pt" in control_log and "num_updates 4" in control_log
     assert (exp / "labeled_10min" / "baseline_d0.1_m0.2_s1" / "RESTORED").exists()

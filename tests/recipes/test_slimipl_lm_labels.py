@@ -1,4 +1,8 @@
-"""slimIPL's labeler decoding with an n-gram LM (task.pl_decoder=lm) in a real fairseq-hydra-train run."""
+"""slimIPL's labeler decoders other than greedy in real fairseq-hydra-train runs: beam search with an
+n-gram LM (task.pl_decoder=lm), and the true transcripts (task.pl_decoder=oracle, the ceiling
+measurement)."""
+import re
+
 import pytest
 
 from data_prep.lm import build_lms
@@ -29,3 +33,29 @@ def test_pseudo_labels_are_lexicon_words_with_a_word_lm(tiny_corpus, tmp_path):
 def test_lm_labels_need_a_kenlm_model(tiny_corpus, tmp_path):
     proc = _train(tiny_corpus, tmp_path, "task.pl_decoder=lm", check=False)
     assert proc.returncode != 0 and "task.pl_decoder=lm needs" in proc.stdout + proc.stderr
+
+
+def _letters(tokens, symbols):
+    return " ".join(symbols[t - 4] for t in tokens.tolist())  # 4 specials before the letters
+
+
+def test_oracle_labels_are_the_true_transcripts_of_the_batch(tiny_corpus, tmp_path):
+    proc = _train(tiny_corpus, tmp_path, "task.pl_decoder=oracle")
+    assert _update_kinds(proc.stdout) == ["sup", "fill", "pl"]
+    assert re.search(r"pl_cer[= ]0(\.0+)?(?![\d.])", proc.stdout)  # logged against the same transcripts it trains on
+    cache = load_checkpoint(tmp_path / "checkpoint_last.pt")["extra_state"]["SlimIplTask"]["slimipl_cache"]
+    symbols = [line.split()[0] for line in (tiny_corpus / "dict.ltr.txt").read_text().splitlines()]
+    truth = (tiny_corpus / "unlabeled.ltr").read_text().splitlines()
+    n_labeled = len((tiny_corpus / "labeled.tsv").read_text().splitlines()) - 1
+    (part,) = cache["entries"][0]["parts"]
+    assert len(part["ids"]) > 0
+    for i, tokens in zip(part["ids"].tolist(), part["tokens"]):  # the stream's ids: labeled first, then unlabeled
+        assert _letters(tokens, symbols) == truth[i - n_labeled]
+
+
+def test_oracle_labels_need_their_transcripts(tiny_corpus, tmp_path):
+    proc = _train(tiny_corpus, tmp_path / "a", "task.pl_decoder=oracle", "task.oracle_labels=null", check=False)
+    assert proc.returncode != 0 and "task.pl_decoder=oracle trains on the unlabeled audio's true transcripts" in (
+        proc.stdout + proc.stderr)
+    proc = _train(tiny_corpus, tmp_path / "b", "task.pl_decoder=oracle", "task.oracle_labels=nope", check=False)
+    assert proc.returncode != 0 and "unlabeled.nope, which does not exist" in proc.stdout + proc.stderr
