@@ -4,7 +4,7 @@
 # is skipped, an interrupted one resumes from its checkpoint_last.pt.
 #
 #   PATH=$PWD/.venv/bin:$PATH bash examples/lowres/run.sh --stage 0 --stop-stage 11
-#   bash examples/lowres/run.sh --stage 2 --stop-stage 2 --labeled 1h      # the 1 h sweep only
+#   bash examples/lowres/run.sh --stage 2 --stop-stage 2 --labeled 1h --base-updates 8000  # the 1 h sweep only
 #
 #   0  corpus (preset lowres), the oracle manifest (labeled + unlabeled with true transcripts) and
 #      the n-gram LMs of data_prep.lm (for stage 8's pseudo-labels)
