@@ -5,6 +5,8 @@
     python examples/lowres/local.py rebuild --exp exp/lowres --page docs/results/lowres.md
     python examples/lowres/local.py carry --run exp/lowres/labeled_10min/baseline_d0.1_m0.2_s1 \
         --to docs/results/lowres/labeled_10min/baseline_d0.1_m0.2_s1/init.pt
+    python examples/lowres/local.py label-quality --data data/lowres --split unlabeled_ood \
+        --generate exp/labels/generate-unlabeled_ood.txt
 
 `rebuild` copies what every figure derives from (per-utterance hypotheses, validation curves,
 per-run facts) next to the page, in `<page without .md>/`, then renders the page and the plot
@@ -76,6 +78,24 @@ def best_point(exp: Path, seed: int, points: List[str], store: Optional[Path] = 
         raise SystemExit(f"error: no finished sweep run under {exp}" + (f" or {store}" if store else "") +
                          " (stage 2 first)")
     return min(scores, key=scores.get)
+
+
+def check_budget(run: Path, max_update: int) -> None:
+    """Refuses to resume ``run`` under another update budget than its checkpoint_last.pt's: the
+    LR schedules' phases (tri-stage's warm-up, hold and decay) scale with the budget, so a
+    resumed run would not train as a run of either budget (on 2026-12-06 a run resumed at 3,000
+    of 4,000 updates with 8,000 went back to its peak LR; docs/results/lowres/notes.md)."""
+    from sslasr_plugin.checkpoint import load_checkpoint
+
+    path = run / "checkpoint_last.pt"
+    cfg = load_checkpoint(str(path)).get("cfg") or {}
+    then = (cfg.get("optimization") or {}).get("max_update")
+    if then is not None and int(then) != max_update:
+        raise SystemExit(
+            f"error: {path} was trained with optimization.max_update={then}, and would resume with {max_update}: "
+            "the LR schedule's phases scale with the budget, so the run would train as neither budget would "
+            f"(tri-stage's LR jumps to where the new budget's schedule is at that update). Resume with the checkpoint's budget ({then}), or train the "
+            f"other budget as a new run: another --exp, or move {run} aside")
 
 
 def carry(run: Path, to: Path) -> None:
@@ -150,6 +170,9 @@ def collect(exp: Path, store: Path) -> None:
             "pl_cer_last": pl[-1] if pl else None,
             "pl_cer_mean": sum(pl) / len(pl) if pl else None,
             "unlabeled_hours_labeled": seen[-1] if seen else None,
+            # several unlabeled subsets: each one's label CER at the last interval that labeled it
+            "pl_cer_last_by_subset": {k[len("pl_cer_"):]: v for r in train for k, v in r.items()
+                                      if k.startswith("pl_cer_")} or None,
             "train_subset": config.get("train_subset"),
             "train_minutes": subset_minutes(Path(config["data"]), config["train_subset"]) if config else None,
         }
@@ -230,6 +253,10 @@ def render(store: Path, page: Path, command: str) -> None:
     def fmt(value, spec):
         return "" if value is None else format(value, spec)
 
+    def by_subset(f):
+        subsets = f.get("pl_cer_last_by_subset") or {}
+        return "".join(f" ({k} {v:.1f})" for k, v in sorted(subsets.items()))
+
     rows = ["| run | labeled min | updates | best valid UER | test CER | test WER | test_ood CER | test_ood WER "
             "| PL CER (last) | unlabeled h labeled | wall min |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in runs:
@@ -237,7 +264,7 @@ def render(store: Path, page: Path, command: str) -> None:
         rows.append(f"| {name} | {fmt(f.get('train_minutes'), '.1f')} | {f['updates']} | "
                     f"{fmt(f['best_valid_cer'], '.2f')} | {cell(name, 'test', 'char')} | {cell(name, 'test', 'word')} | "
                     f"{cell(name, 'test_ood', 'char')} | {cell(name, 'test_ood', 'word')} | "
-                    f"{fmt(f['pl_cer_last'], '.1f')} | {fmt(f.get('unlabeled_hours_labeled'), '.2f')} | "
+                    f"{fmt(f['pl_cer_last'], '.1f')}{by_subset(f)} | {fmt(f.get('unlabeled_hours_labeled'), '.2f')} | "
                     f"{fmt(f['wall_seconds'] and f['wall_seconds'] / 60, '.0f')} |")
 
     arms: Dict[str, List[str]] = {}
@@ -434,6 +461,79 @@ does not have the runs (`exp/`); there, a run whose figures are kept here is not
 """
 
 
+def _scored(path: Path) -> Dict[int, Tuple[float, List[float]]]:
+    """Per utterance id of a fairseq-generate log: the best path's score (H line) and the
+    positional scores of its tokens (P line)."""
+    out: Dict[int, Tuple[float, List[float]]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        key, _, rest = line.partition("\t")
+        if key.startswith("H-"):
+            out[int(key[2:])] = (float(rest.split("\t")[0]), out.get(int(key[2:]), (0.0, []))[1])
+        elif key.startswith("P-"):
+            out[int(key[2:])] = (out.get(int(key[2:]), (0.0, []))[0], [float(x) for x in rest.split()])
+    return out
+
+
+def label_quality(generate: Path, data: Path, split: str) -> str:
+    """How good a model's greedy labels of ``split`` are, and whether a confidence says which are
+    good (markdown): CER and length against the kept-aside transcripts; for two confidences
+    (the mean log-prob of the hypothesis's tokens, and the best path's log-prob per second of
+    audio) their Spearman correlation with the utterances' accuracy (1 - CER) and the CER of the
+    labels kept when only the most confident 25 / 50 / 75 % are kept; the CER per voice of the
+    corpus (corpus.json)."""
+    from sslasr_plugin.decoding.report import read_generate_output, utterance_errors
+
+    pairs = read_generate_output(str(generate))
+    scored = _scored(generate)
+    ids = sorted(scored)
+    if len(ids) != len(pairs):
+        raise SystemExit(f"error: {generate} has {len(pairs)} decoded utterances but {len(ids)} scored ones")
+    _, rows = read_manifest(str(data / f"{split}.tsv"))
+    if len(rows) != len(ids):
+        raise SystemExit(f"error: {generate} has {len(ids)} utterances, {data}/{split}.tsv {len(rows)}: "
+                         f"decode the whole split (fairseq-generate --gen-subset {split})")
+    e = utterance_errors(pairs)
+    err, ref = e["char_errors"].astype(float), np.maximum(e["char_total"], 1).astype(float)
+    seconds = np.array([rows[i][2] / SAMPLE_RATE for i in ids])
+    hyp_letters = sum(len(h) for _, h in pairs)
+
+    def cer(k) -> float:
+        return 100.0 * err[k].sum() / ref[k].sum()
+
+    def ranks(x):  # ties share their mean rank (Spearman's rule)
+        x = np.asarray(x, dtype=float)
+        values, inverse = np.unique(x, return_inverse=True)
+        first = np.searchsorted(np.sort(x), values)
+        counts = np.bincount(inverse)
+        return (first + (counts - 1) / 2.0)[inverse]
+
+    lines = [f"{split}: {len(ids)} utterances, label CER {cer(slice(None)):.2f}, "
+             f"{hyp_letters / ref.sum():.3f} characters (spaces included) per reference character", "",
+             "| confidence | Spearman with 1 - CER | CER of the top 25% | top 50% | top 75% | all |",
+             "|---|---|---|---|---|---|"]
+    confidences = {
+        "mean token log-prob": np.array([np.mean(scored[i][1]) if scored[i][1] else -np.inf for i in ids]),
+        "path log-prob per second": np.array([scored[i][0] for i in ids]) / seconds,
+    }
+    for name, conf in confidences.items():
+        rho = float(np.corrcoef(ranks(conf), ranks(-err / ref))[0, 1])
+        order = np.argsort(-conf, kind="stable")
+        tops = [f"{cer(order[: max(1, int(round(f * len(ids))))]):.2f}" for f in (0.25, 0.5, 0.75, 1.0)]
+        lines.append(f"| {name} | {rho:.2f} | " + " | ".join(tops) + " |")
+    meta = {}
+    corpus = data / "corpus.json"
+    if corpus.exists():
+        meta = {u["id"]: f"{u.get('voice', '?')} {u.get('variant', '')}".strip()
+                for u in json.loads(corpus.read_text())["utterances"] if u.get("split") == split}
+    voices: Dict[str, List[int]] = {}
+    for j, i in enumerate(ids):
+        voices.setdefault(meta.get(Path(rows[i][1]).stem, "?"), []).append(j)
+    if len(voices) > 1:
+        lines += ["", "| voice | utterances | label CER |", "|---|---|---|"]
+        lines += [f"| {v} | {len(js)} | {cer(js):.2f} |" for v, js in sorted(voices.items(), key=lambda x: cer(x[1]))]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -444,9 +544,16 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--store", type=Path, help="the page's store: sweep runs of other machines, by their curves")
     p.add_argument("points", nargs="+")
+    p = sub.add_parser("check-budget", help="refuse to resume a run under another update budget")
+    p.add_argument("--run", type=Path, required=True)
+    p.add_argument("--max-update", type=int, required=True)
     p = sub.add_parser("carry")
     p.add_argument("--run", type=Path, required=True)
     p.add_argument("--to", type=Path, required=True)
+    p = sub.add_parser("label-quality", help="a model's labels of a split against its transcripts")
+    p.add_argument("--generate", type=Path, required=True, help="fairseq-generate's generate-<split>.txt")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--split", required=True)
     p = sub.add_parser("rebuild")
     p.add_argument("--exp", type=Path, required=True)
     p.add_argument("--page", type=Path, required=True)
@@ -461,6 +568,10 @@ def main(argv=None) -> int:
         print(best_point(args.exp, args.seed, args.points, args.store))
     elif args.cmd == "carry":
         carry(args.run, args.to)
+    elif args.cmd == "check-budget":
+        check_budget(args.run, args.max_update)
+    elif args.cmd == "label-quality":
+        print(label_quality(args.generate, args.data, args.split), end="")
     else:
         store = args.page.with_suffix("")
         collect(args.exp, store)

@@ -4,7 +4,7 @@
 # is skipped, an interrupted one resumes from its checkpoint_last.pt.
 #
 #   PATH=$PWD/.venv/bin:$PATH bash examples/lowres/run.sh --stage 0 --stop-stage 11
-#   bash examples/lowres/run.sh --stage 2 --stop-stage 2 --labeled 1h --base-updates 8000  # the 1 h sweep only
+#   bash examples/lowres/run.sh --stage 2 --stop-stage 2 --labeled 1h      # the 1 h sweep only
 #
 #   0  corpus (preset lowres), the oracle manifest (labeled + unlabeled with true transcripts) and
 #      the n-gram LMs of data_prep.lm (for stage 8's pseudo-labels)
@@ -15,7 +15,8 @@
 #   5  slimIPL with hard labels from each seed's baseline (same total updates as the control); and,
 #      first seed, its ceiling: the same run trained on the true transcripts (task.pl_decoder=oracle)
 #   6  slimIPL with hard labels adapting to `unlabeled_ood` (held-out voices), first seed, and its
-#      ceiling on the true transcripts
+#      ceiling on the true transcripts; soft labels + CTC mix (stage 7's arm) on `unlabeled` and
+#      `unlabeled_ood` together
 #   7  soft labels regularised by CTC on the greedy transcript (0.5/0.5), --arm-seeds
 #   8  slimIPL with LM-decoded hard labels (word LM + lexicon, weights tuned on valid CER), --arm-seeds;
 #      and adapting to `unlabeled_ood`, first seed
@@ -110,6 +111,13 @@ restore() {
 train() {
     local st=$1 out=$2 dir=$3 name=$4
     shift 4
+    local a
+    for a in "$@"; do  # a run resumes only under its own budget
+        case "$a" in
+            optimization.max_update=*)
+                [ -f "$out/checkpoint_last.pt" ] && python examples/lowres/local.py check-budget --run "$out" --max-update "${a#*=}" ;;
+        esac
+    done
     log "$st" "${out#"$exp"/}: training"
     mkdir -p "$out"
     fairseq-hydra-train --config-dir "$dir" --config-name "$name" common.user_dir=sslasr_plugin \
@@ -236,6 +244,10 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
         "${pl[@]}" "${slimipl[@]}" task.unlabeled_subsets=unlabeled_ood
     run 6 "$exp/$subset/slimipl_oracle_ood_s$first_seed" examples/slimipl slimipl "common.seed=$first_seed" \
         "${pl[@]}" "${slimipl[@]}" task.unlabeled_subsets=unlabeled_ood task.pl_decoder=oracle
+    # the best PL arm (stage 7's) on both unlabeled splits at once: the held-out voices are labeled
+    # by a model that the training voices' pseudo-labels improve as it goes (pl_cer_unlabeled_ood)
+    run 6 "$exp/$subset/soft_ctc_mix_both_s$first_seed" examples/slimipl slimipl +variant=soft_ctc_mix \
+        "common.seed=$first_seed" "${pl[@]}" "${slimipl[@]}" "task.unlabeled_subsets='unlabeled,unlabeled_ood'"
 fi
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then

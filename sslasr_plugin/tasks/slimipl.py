@@ -7,18 +7,21 @@ ahead (``data.pl_cache_batches``); the EMA model labels with ``ema.store_ema=tru
 cache fills, its reads label and store a batch each and make no update, as flashlight's recipe
 (``task.train_while_filling=true``: train on each such batch too).  Labeling statistics are
 logged and watched by a collapse detector (``decoding.online_labels``), with ``pl_unlabeled_h``,
-the hours of unlabeled audio labeled at least once so far.  The cache is saved in checkpoints, so
+the hours of unlabeled audio labeled at least once so far, and with several unlabeled subsets
+(``task.unlabeled_subsets='a,b'``) the labels' CER on each (``pl_cer_a``, ``pl_cer_b``).  The cache is saved in checkpoints, so
 a resumed run makes the same decisions.  The cache's workings are in docs/design.md ("slimIPL's cache").
 
     fairseq-hydra-train --config-dir examples/slimipl --config-name slimipl \\
         common.user_dir=sslasr_plugin task.data=$PWD/data/demo checkpoint.save_dir=$PWD/exp/slimipl
 """
+import bisect
 import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
+import editdistance
 import numpy as np
 import torch
 from fairseq import metrics
@@ -46,6 +49,7 @@ logger = logging.getLogger(__name__)
 PSEUDO_LABELS = ChoiceEnum(["hard", "soft"])
 PL_DECODERS = ChoiceEnum(["greedy", "lm", "oracle"])
 _STAT = "pl_stat_"
+_SUB = "pl_sub_"  # per unlabeled subset (several of them): oracle errors and tokens, "pl_sub_errors:<subset>"
 
 
 @dataclass
@@ -113,6 +117,7 @@ class SlimIplTask(TwoStreamTask):
         self.cache = PseudoLabelCache(cfg.cache_size, cfg.cache_replace_prob, cfg.seed)
         self.detector: Optional[CollapseDetector] = None
         self._oracle: List[Optional[List[int]]] = []  # per unlabeled utterance, in stream order
+        self._subsets: List[Tuple[str, int]] = []  # (unlabeled subset, its first utterance in the stream)
         self._dropout_lowered = False
         self._cache_batches: Optional[CacheBatches] = None
         self._reads = (None, 0, 0)  # (update_num, filling reads, trained reads) of the update being accumulated
@@ -150,6 +155,7 @@ class SlimIplTask(TwoStreamTask):
             manifest_path=os.path.join(self.cfg.data, f"{split}.tsv"), sample_rate=self.cfg.sample_rate,
             max_sample_size=None, min_sample_size=self.cfg.min_sample_size, pad=True, normalize=self.cfg.normalize,
         )
+        self._subsets.append((split, len(self._oracle)))
         self._oracle.extend(self._read_oracle(split, dataset))
         return dataset
 
@@ -195,7 +201,7 @@ class SlimIplTask(TwoStreamTask):
 
     def load_dataset(self, split: str, task_cfg: SlimIplConfig = None, **kwargs):
         if split == self.cfg.train_subset:
-            self._oracle = []
+            self._oracle, self._subsets = [], []
         super().load_dataset(split, task_cfg, **kwargs)
         if split == self.cfg.train_subset:
             unsup = self.datasets[split].streams[UNSUP]
@@ -339,7 +345,23 @@ class SlimIplTask(TwoStreamTask):
                 raise RuntimeError(message + " (task.stop_on_collapse=true)")
         log = {_STAT + k: v for k, v in labels.stats.as_dict().items()}
         log[_STAT + "collapsed"] = int(self.detector.collapsed)
+        log.update(self._subset_errors(ids - first, labels.tokens, oracle))
         return {"parts": parts}, log
+
+    def _subset_errors(self, rows: torch.Tensor, tokens, oracle) -> Dict[str, int]:
+        """With several unlabeled subsets, the labels' oracle errors and tokens per subset (logged as
+        ``pl_cer_<subset>``: e.g. how good the labels of the held-out voices are among the rest)."""
+        if len(self._subsets) < 2:
+            return {}
+        starts = [first for _, first in self._subsets]
+        out: Dict[str, int] = {}
+        for row, hyp, ref in zip(rows.tolist(), tokens, oracle):
+            if ref is None:
+                continue
+            name = self._subsets[bisect.bisect_right(starts, row) - 1][0]
+            out[f"{_SUB}errors:{name}"] = out.get(f"{_SUB}errors:{name}", 0) + editdistance.eval(hyp.tolist(), list(ref))
+            out[f"{_SUB}tokens:{name}"] = out.get(f"{_SUB}tokens:{name}", 0) + len(ref)
+        return out
 
     @property
     def _blank(self) -> int:
@@ -436,6 +458,12 @@ class SlimIplTask(TwoStreamTask):
                                total.seconds, round=3)
         if total.oracle_tokens:
             metrics.log_scalar("pl_cer", 100 * total.oracle_errors / total.oracle_tokens, total.oracle_tokens, round=2)
+        for key in sorted({k for log in logging_outputs for k in log if k.startswith(_SUB + "tokens:")}):
+            name = key[len(_SUB + "tokens:"):]
+            tokens = sum(log.get(key, 0) for log in logging_outputs)
+            errors = sum(log.get(f"{_SUB}errors:{name}", 0) for log in logging_outputs)
+            if tokens:
+                metrics.log_scalar(f"pl_cer_{name}", 100 * errors / tokens, tokens, round=2)
         metrics.log_scalar("pl_collapsed", max(log.get(_STAT + "collapsed", 0) for log in logging_outputs), round=0)
 
 

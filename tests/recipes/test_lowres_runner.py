@@ -44,7 +44,7 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     exp = tmp_path / "exp"
     runs = ["oracle_s1", "labeled_10min/baseline_d0.1_m0.2_s1", "labeled_10min/control_s1",
             "labeled_10min/slimipl_hard_s1", "labeled_10min/slimipl_hard_ood_s1", "labeled_10min/slimipl_oracle_s1",
-            "labeled_10min/slimipl_oracle_ood_s1", "labeled_10min/soft_ctc_mix_s1",
+            "labeled_10min/slimipl_oracle_ood_s1", "labeled_10min/soft_ctc_mix_s1", "labeled_10min/soft_ctc_mix_both_s1",
             "labeled_10min/slimipl_lm_s1", "labeled_10min/slimipl_lm_ood_s1", "labeled_10min/csl_frame_s1",
             "labeled_10min/ce_pl_frame_s1"]
     prepared = ["labeled_10min/frame_teacher_s1", "labeled_10min/csl_frame_pretrain_s1",
@@ -61,6 +61,10 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
         log = (exp / "labeled_10min" / name / "hydra/hydra_train.log").read_text()
         assert "'pl_decoder': oracle" in log and f"'unlabeled_subsets': '{unlabeled}'" in log
         assert re.search(r"pl_cer[= ]0(\.0+)?(?![\d.])", (exp / "labeled_10min" / name / "train.out").read_text())
+    # The soft arm on both unlabeled splits logs its labels' CER on each.
+    both = exp / "labeled_10min/soft_ctc_mix_both_s1"
+    assert "'unlabeled_subsets': 'unlabeled,unlabeled_ood'" in (both / "hydra/hydra_train.log").read_text()
+    assert "pl_cer_unlabeled_ood" in (both / "train.out").read_text()
     control_log = (exp / "labeled_10min/control_s1/hydra/hydra_train.log").read_text()
     assert "'unsup_updates': 0" in control_log
     for log in (arm_log, control_log):
@@ -104,6 +108,8 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
         assert (facts["unlabeled_hours_labeled"] or 0) > 0 if labels else facts["unlabeled_hours_labeled"] is None
         hyps = (store / name / "test_ood.hyp").read_text().splitlines()
         assert len(hyps) == len((tmp_path / "data" / "test_ood.wrd").read_text().splitlines())
+        both = name.endswith("_both_s1")  # labels of each unlabeled split, where there are several
+        assert set(facts["pl_cer_last_by_subset"] or ()) == ({"unlabeled", "unlabeled_ood"} if both else set())
     arm_row = next(line for line in page.splitlines() if line.startswith("| labeled_10min/slimipl_hard |"))
     assert "[" in arm_row.split("|")[6] and "rel.)" in arm_row.split("|")[6]  # test_ood ΔCER, interval
     csl_row = next(line for line in page.splitlines() if line.startswith("| labeled_10min/csl_frame | labeled_10min/ce_pl_frame |"))
@@ -142,6 +148,9 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (seed2 / "DONE").exists()
+    # It resumes only under its own budget (the LR schedule's phases scale with it).
+    other = subprocess.run([c if c != "8" else "9" for c in cmd], cwd=REPO, env=env(), capture_output=True, text=True)
+    assert other.returncode != 0 and "was trained with optimization.max_update=8, and would resume with 9" in other.stderr
     out = run(cmd)
     assert "baseline_d0.1_m0.2_s1: done, skipped" in out
     log = (seed2 / "hydra" / "hydra_train.log").read_text()

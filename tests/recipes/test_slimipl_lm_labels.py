@@ -59,3 +59,14 @@ def test_oracle_labels_need_their_transcripts(tiny_corpus, tmp_path):
         proc.stdout + proc.stderr)
     proc = _train(tiny_corpus, tmp_path / "b", "task.pl_decoder=oracle", "task.oracle_labels=nope", check=False)
     assert proc.returncode != 0 and "unlabeled.nope, which does not exist" in proc.stdout + proc.stderr
+
+
+def test_label_cer_is_logged_per_unlabeled_subset(tiny_corpus, tmp_path):
+    # one batch holds every utterance of both subsets, so the filling read labels both
+    proc = _train(tiny_corpus, tmp_path, "task.unlabeled_subsets='unlabeled,unlabeled_ood'", "dataset.max_tokens=3000000")
+    line = next(line for line in proc.stdout.splitlines() if "[train_inner]" in line and "pl_cer_unlabeled_ood" in line)
+    cer = {k: float(v) for k, v in re.findall(r"(pl_cer\w*)=([\d.]+)", line)}
+    assert set(cer) == {"pl_cer", "pl_cer_unlabeled", "pl_cer_unlabeled_ood"}
+    # the whole is the subsets' token-weighted mean: between the two
+    assert min(cer["pl_cer_unlabeled"], cer["pl_cer_unlabeled_ood"]) - 0.01 <= cer["pl_cer"] <= max(
+        cer["pl_cer_unlabeled"], cer["pl_cer_unlabeled_ood"]) + 0.01

@@ -106,3 +106,29 @@ def test_best_point_from_the_kept_curves_when_the_runs_are_gone(local, tmp_path)
     assert local.best_point(exp, 1, ["d0.1_m0.2", "d0.3_m0.6"], store) == "d0.1_m0.2"
     with pytest.raises(SystemExit, match="no finished sweep run"):
         local.best_point(exp, 2, ["d0.1_m0.2"], store)
+
+
+def test_label_quality_ranks_labels_by_confidence_and_voice(local, tmp_path):
+    # four utterances: the two of voice A are labeled right and confidently, B's two wrongly
+    refs = ["AB CD", "EF", "GH IJ", "KL"]
+    hyps = ["AB CD", "EF", "GX IJ", "XY"]  # CER 0, 0, 1/5, 2/2
+    tokens = [[-0.1] * 4, [-0.2] * 2, [-0.5] * 4, [-2.0] * 2]
+    gen = tmp_path / "generate-unlabeled_ood.txt"
+    gen.write_text("".join(f"T-{i}\t{r}\nH-{i}\t{sum(p)}\t{h}\nD-{i}\t{sum(p)}\t{h}\nP-{i}\t{' '.join(map(str, p))}\n"
+                           for i, (r, h, p) in enumerate(zip(refs, hyps, tokens))))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "unlabeled_ood.tsv").write_text("/root\n" + "".join(f"wav/u-{i}.wav\t16000\n" for i in range(4)))
+    (data / "corpus.json").write_text(json.dumps({"utterances": [
+        {"id": f"u-{i}", "split": "unlabeled_ood", "voice": "A" if i < 2 else "B", "variant": "m1"} for i in range(4)]}))
+    md = local.label_quality(gen, data, "unlabeled_ood")
+    assert "label CER 21.43" in md  # 3 errors of 14 reference characters
+    assert "1.000 characters (spaces included) per reference character" in md
+    row = next(line for line in md.splitlines() if line.startswith("| mean token log-prob |"))
+    # Spearman: confidence ranks 3 2 1 0, accuracy ranks 2.5 2.5 1 0 (tied): 4.5 / sqrt(5 x 4.5);
+    # most confident 25% (1 utterance) and 50% (2): right; 75%: 1 error of 12 characters
+    assert row.split("|")[2:7] == [" 0.95 ", " 0.00 ", " 0.00 ", " 8.33 ", " 21.43 "]
+    assert "| A m1 | 2 | 0.00 |" in md and "| B m1 | 2 | 42.86 |" in md
+    with pytest.raises(SystemExit, match="decode the whole split"):
+        (data / "unlabeled_ood.tsv").write_text("/root\nwav/u-0.wav\t16000\n")
+        local.label_quality(gen, data, "unlabeled_ood")

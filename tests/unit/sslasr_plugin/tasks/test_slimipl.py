@@ -136,6 +136,19 @@ def test_label_batch_greedy_tokens_stats_and_mode_restored():
     assert (s.oracle_errors, s.oracle_tokens) == (1, 3)  # [a b] vs [a b b]
 
 
+def test_label_errors_are_counted_per_unlabeled_subset():
+    from sslasr_plugin.tasks.slimipl import SlimIplTask
+
+    task = SimpleNamespace(_subsets=[("unlabeled", 0), ("unlabeled_ood", 5)])
+    rows = torch.tensor([4, 5, 7, 0])  # stream rows: the first subset holds 0-4, the second 5 on
+    hyps = [torch.tensor([1, 2, 3]), torch.tensor([1, 2]), torch.tensor([9]), torch.tensor([1])]
+    refs = [[1, 2, 4], [1, 2, 3, 4], None, [1, 1]]  # 1 error of 3; 2 of 4; unknown; 1 of 2
+    out = SlimIplTask._subset_errors(task, rows, hyps, refs)
+    assert out == {"pl_sub_errors:unlabeled": 2, "pl_sub_tokens:unlabeled": 5,
+                   "pl_sub_errors:unlabeled_ood": 2, "pl_sub_tokens:unlabeled_ood": 4}
+    assert SlimIplTask._subset_errors(SimpleNamespace(_subsets=[("unlabeled", 0)]), rows, hyps, refs) == {}
+
+
 def test_collapse_detector_fires_on_collapsed_and_not_on_healthy_distribution():
     # reference: 10 tokens per second; a batch = 1 s of audio, 50 frames
     def stats(path):
