@@ -416,7 +416,9 @@ Protocol (`examples/lowres/run.sh`, one stage each):
   the ceiling of those arms at their own schedule, start and updates: how much of the room the
   label errors cost;
 - *soft labels + CTC mix* (`soft_ctc_mix_s<seed>`): the same schedule with cached per-frame
-  distributions, 0.5 x frame cross-entropy + 0.5 x CTC on the greedy transcript;
+  distributions, 0.5 x frame cross-entropy + 0.5 x CTC on the greedy transcript; and
+  `soft_ctc_mix_both_s1`, the same run on `unlabeled` and `unlabeled_ood` together (its PL CER
+  also per split);
 - *slimIPL, LM-decoded labels* (`slimipl_lm_s<seed>`): hard labels from beam search with the
   word 4-gram LM and lexicon of `python -m data_prep.lm` (text holding no evaluation or unlabeled
   sentence of any preset), its LM weight and word score tuned on valid CER with that seed's baseline
