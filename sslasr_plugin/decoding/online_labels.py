@@ -44,10 +44,19 @@ class OnlineLabels:
     tokens: List[torch.Tensor]  # per utterance, int16 on the CPU
     log_probs: Optional[List[torch.Tensor]]  # per utterance (frames, vocab), fp16 on the CPU; soft labels only
     stats: LabelStats
+    errors: List[Optional[int]]  # per utterance: edit distance to its oracle transcript (None: none known)
+
+
+def oracle_errors(tokens: Sequence[torch.Tensor], oracle: Optional[Sequence[Optional[Sequence[int]]]]) -> List[Optional[int]]:
+    """Per utterance, the edit distance of its label to the oracle transcript, None where there is none."""
+    oracle = oracle if oracle is not None else [None] * len(tokens)
+    return [None if ref is None else editdistance.eval(hyp.tolist(), list(ref)) for hyp, ref in zip(tokens, oracle)]
 
 
 def label_stats(lprobs: torch.Tensor, lengths: torch.Tensor, tokens: Sequence[torch.Tensor], blank: int,
-                seconds: float, oracle: Optional[Sequence[Optional[Sequence[int]]]] = None) -> LabelStats:
+                seconds: float, oracle: Optional[Sequence[Optional[Sequence[int]]]] = None,
+                errors: Optional[Sequence[Optional[int]]] = None) -> LabelStats:
+    """The batch's sums; ``errors``: :func:`oracle_errors` of ``tokens``, when already counted."""
     valid = torch.arange(lprobs.size(1), device=lprobs.device)[None, :] < lengths[:, None]
     entropy = -(lprobs.exp() * lprobs).sum(-1)
     stats = LabelStats(
@@ -55,9 +64,10 @@ def label_stats(lprobs: torch.Tensor, lengths: torch.Tensor, tokens: Sequence[to
         blank_frames=int(((lprobs.argmax(-1) == blank) & valid).sum()),
         entropy=float(entropy.masked_fill(~valid, 0).sum()), tokens=sum(len(t) for t in tokens), seconds=seconds,
     )
-    for hyp, ref in zip(tokens, oracle or []):
+    errors = oracle_errors(tokens, oracle) if errors is None else errors
+    for e, ref in zip(errors, oracle or []):
         if ref is not None:
-            stats.oracle_errors += editdistance.eval(hyp.tolist(), list(ref))
+            stats.oracle_errors += e
             stats.oracle_tokens += len(ref)
     return stats
 
@@ -82,9 +92,10 @@ def label_batch(teacher, net_input, blank: int, drop: Sequence[int] = (), soft: 
         tokens.append(t.to(torch.int16).cpu())
     source, pad = net_input["source"], net_input.get("padding_mask")
     samples = (~pad).sum() if pad is not None else torch.tensor(source.numel())
-    stats = label_stats(lprobs, lengths, tokens, blank, float(samples) / sample_rate, oracle)
+    errors = oracle_errors(tokens, oracle)
+    stats = label_stats(lprobs, lengths, tokens, blank, float(samples) / sample_rate, oracle, errors)
     log_probs = [lprobs[b, : lengths[b]].half().cpu() for b in range(lprobs.size(0))] if soft else None
-    return OnlineLabels(tokens, log_probs, stats)
+    return OnlineLabels(tokens, log_probs, stats, errors)
 
 
 class CollapseDetector:

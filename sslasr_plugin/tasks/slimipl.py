@@ -21,7 +21,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-import editdistance
 import numpy as np
 import torch
 from fairseq import metrics
@@ -345,21 +344,21 @@ class SlimIplTask(TwoStreamTask):
                 raise RuntimeError(message + " (task.stop_on_collapse=true)")
         log = {_STAT + k: v for k, v in labels.stats.as_dict().items()}
         log[_STAT + "collapsed"] = int(self.detector.collapsed)
-        log.update(self._subset_errors(ids - first, labels.tokens, oracle))
+        log.update(self._subset_errors(ids - first, labels.errors, oracle))
         return {"parts": parts}, log
 
-    def _subset_errors(self, rows: torch.Tensor, tokens, oracle) -> Dict[str, int]:
+    def _subset_errors(self, rows: torch.Tensor, errors, oracle) -> Dict[str, int]:
         """With several unlabeled subsets, the labels' oracle errors and tokens per subset (logged as
         ``pl_cer_<subset>``: e.g. how good the labels of the held-out voices are among the rest)."""
         if len(self._subsets) < 2:
             return {}
         starts = [first for _, first in self._subsets]
         out: Dict[str, int] = {}
-        for row, hyp, ref in zip(rows.tolist(), tokens, oracle):
+        for row, e, ref in zip(rows.tolist(), errors, oracle):
             if ref is None:
                 continue
             name = self._subsets[bisect.bisect_right(starts, row) - 1][0]
-            out[f"{_SUB}errors:{name}"] = out.get(f"{_SUB}errors:{name}", 0) + editdistance.eval(hyp.tolist(), list(ref))
+            out[f"{_SUB}errors:{name}"] = out.get(f"{_SUB}errors:{name}", 0) + e
             out[f"{_SUB}tokens:{name}"] = out.get(f"{_SUB}tokens:{name}", 0) + len(ref)
         return out
 

@@ -11,7 +11,7 @@ from fairseq.data import Dictionary
 
 from sslasr_plugin.criterions.pl_ctc import PlCtcConfig, PlCtcCriterion
 from sslasr_plugin.data.pl_cache import PseudoLabelCache
-from sslasr_plugin.decoding.online_labels import CollapseDetector, LabelStats, label_batch, label_stats
+from sslasr_plugin.decoding.online_labels import CollapseDetector, LabelStats, label_batch, label_stats, oracle_errors
 from tests.helpers import free_port
 
 # ---------------------------------------------------------------------------- cache
@@ -143,10 +143,16 @@ def test_label_errors_are_counted_per_unlabeled_subset():
     rows = torch.tensor([4, 5, 7, 0])  # stream rows: the first subset holds 0-4, the second 5 on
     hyps = [torch.tensor([1, 2, 3]), torch.tensor([1, 2]), torch.tensor([9]), torch.tensor([1])]
     refs = [[1, 2, 4], [1, 2, 3, 4], None, [1, 1]]  # 1 error of 3; 2 of 4; unknown; 1 of 2
-    out = SlimIplTask._subset_errors(task, rows, hyps, refs)
+    errors = oracle_errors(hyps, refs)
+    assert errors == [1, 2, None, 1]
+    out = SlimIplTask._subset_errors(task, rows, errors, refs)
     assert out == {"pl_sub_errors:unlabeled": 2, "pl_sub_tokens:unlabeled": 5,
                    "pl_sub_errors:unlabeled_ood": 2, "pl_sub_tokens:unlabeled_ood": 4}
-    assert SlimIplTask._subset_errors(SimpleNamespace(_subsets=[("unlabeled", 0)]), rows, hyps, refs) == {}
+    assert SlimIplTask._subset_errors(SimpleNamespace(_subsets=[("unlabeled", 0)]), rows, errors, refs) == {}
+    # the batch's sums count the same errors (the known references only)
+    stats = label_stats(torch.zeros(4, 3, 10), torch.tensor([3, 3, 3, 3]), hyps, BLANK, 1.0, refs)
+    assert (stats.oracle_errors, stats.oracle_tokens) == (4, 9)
+    assert (label_stats(torch.zeros(4, 3, 10), torch.tensor([3] * 4), hyps, BLANK, 1.0).oracle_tokens) == 0
 
 
 def test_collapse_detector_fires_on_collapsed_and_not_on_healthy_distribution():
