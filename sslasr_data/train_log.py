@@ -6,6 +6,7 @@ runner read runs through this, so that every figure reads a log the same way.
     [(r["num_updates"], r["uer"]) for r in records["valid"]]
 """
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -40,6 +41,31 @@ def read_log(path: Path, subset: str = "valid", epoch_summaries: bool = True) ->
         elif "[train_inner]" in line or (epoch_summaries and "[train][INFO]" in line):
             records["train"].append(fields(line.split("][INFO]", 1)[1]))
     return records
+
+
+STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\]")
+START = "][fairseq_cli.train][INFO] - {"  # each launch prints its config first
+
+
+def wall_seconds(path: Path) -> Optional[float]:
+    """Wall-clock seconds the run's launches spent, from the log's own timestamps: for each launch
+    (it begins with the config print), its last line's time minus its first's, summed.  Not
+    fairseq's ``wall`` meter: after a resume that meter reads 0 (its checkpointed time is dropped),
+    so its largest value holds the first launch only.  None: no timestamped line."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    total, first, last = 0.0, None, None
+    for line in path.read_text(errors="replace").splitlines():
+        m = STAMP.match(line)
+        if not m:
+            continue
+        t = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").timestamp() + int(m.group(2)) / 1000
+        if START in line and first is not None:
+            total, first = total + last - first, None
+        first = t if first is None else first
+        last = t
+    return None if first is None else total + last - first
 
 
 def config_values(path: Path, group: str, keys: Sequence[str]) -> Dict[str, Optional[str]]:

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from sslasr_data.files import write_text
-from sslasr_data.train_log import config_value, read_log
+from sslasr_data.train_log import config_value, read_log, wall_seconds
 from sslasr_data.validate import read_manifest
 
 SPLITS = ("test", "test_ood")
@@ -165,8 +165,7 @@ def collect(exp: Path, store: Path) -> None:
         facts = {
             "updates": int(max((r.get("num_updates", 0) for r in train + log["valid"]), default=0)),
             "best_valid_cer": min((r["uer"] for r in log["valid"] if "uer" in r), default=None),
-            # fairseq's wall clock is checkpointed, so it spans every attempt of a resumed run.
-            "wall_seconds": max((r["wall"] for r in train if "wall" in r), default=None),
+            "wall_seconds": wall_seconds(run / "hydra" / "hydra_train.log"),  # every launch of a resumed run
             "pl_cer_last": pl[-1] if pl else None,
             "pl_cer_mean": sum(pl) / len(pl) if pl else None,
             "unlabeled_hours_labeled": seen[-1] if seen else None,
@@ -441,7 +440,9 @@ one's errors summed over the seeds) and the difference relative to the controls'
 interval holds the test set's sampling noise, not the training seeds': those are in the min-max
 columns and in each seed's own ΔCER (the last two columns);
 PL CER is the pseudo-labels' CER against the kept-aside transcripts at the last logged interval;
-"unlabeled h labeled" is how much of the unlabeled audio the run labeled at least once.
+"unlabeled h labeled" is how much of the unlabeled audio the run labeled at least once; "wall min"
+is the wall-clock time of the run's launches, from its log's timestamps (the runs whose logs went
+with an earlier machine keep fairseq's wall meter, which after a resume holds the first launch only).
 
 Reproduce (stages are resumable; finished ones are skipped):
 

@@ -1,5 +1,5 @@
 """sslasr_data.train_log: the numbers of fairseq-hydra-train logs, as every results page reads them."""
-from sslasr_data.train_log import config_value, fields, read_log
+from sslasr_data.train_log import config_value, fields, read_log, wall_seconds
 
 CONFIG = ("[2026-12-05 04:33:35,004][fairseq_cli.train][INFO] - {'_name': None, 'dataset': {'_name': None, "
           "'train_subset': 'labeled_10min', 'max_tokens': 640000}, 'task': {'_name': 'sslasr_joint', 'data': "
@@ -47,3 +47,16 @@ def test_config_value_reads_one_group_only(tmp_path):
     assert config_value(log, "criterion", "pretrain_updates") == "7"
     assert config_value(log, "model", "data") is None
     assert config_value(tmp_path / "absent.log", "task", "data") is None
+
+
+def test_wall_seconds_sums_each_launch_of_a_resumed_run(tmp_path):
+    log = tmp_path / "hydra_train.log"
+    log.write_text(LOG + "\n")  # one launch: 04:33:35.004 to 04:50:00.000
+    assert abs(wall_seconds(log) - (16 * 60 + 24.996)) < 1e-6
+    # killed, resumed an hour later: the gap between the launches is not counted
+    resumed = LOG.replace("2026-12-05 04:", "2026-12-05 05:").replace("2026-12-05 05:50:00,000", "2026-12-05 05:40:00,000")
+    log.write_text(LOG + "\nTraceback: killed\n" + resumed + "\n")
+    assert abs(wall_seconds(log) - (16 * 60 + 24.996) - (6 * 60 + 24.996)) < 1e-6
+    assert wall_seconds(tmp_path / "absent.log") is None
+    (tmp_path / "plain.log").write_text("no stamps\n")
+    assert wall_seconds(tmp_path / "plain.log") is None
