@@ -1,6 +1,7 @@
 """Helpers of the low-resource benchmark's stage runner (examples/lowres/run.sh).
 
     python examples/lowres/local.py oracle-manifest --data data/lowres
+    python examples/lowres/local.py combine --data data/lowres --name unlabeled_both unlabeled unlabeled_ood
     python examples/lowres/local.py best --exp exp/lowres/labeled_10min --seed 1 d0.1_m0.2 d0.3_m0.6
     python examples/lowres/local.py rebuild --exp exp/lowres --page docs/results/lowres.md
     python examples/lowres/local.py carry --run exp/lowres/labeled_10min/baseline_d0.1_m0.2_s1 \
@@ -18,7 +19,7 @@ import logging
 import re
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -31,18 +32,24 @@ SAMPLE_RATE = 16000
 ORACLE_PARTS = ("labeled", "unlabeled")
 
 
-def oracle_manifest(data: Path) -> None:
-    """`oracle` = `labeled` + `unlabeled` with their true transcripts (the oracle ceiling's data)."""
-    tsv, ltr, wrd = [], [], []
-    for part in ORACLE_PARTS:
+def combine(data: Path, name: str, parts: Sequence[str]) -> None:
+    """Split ``name`` of ``data`` = ``parts`` one after the other, with their transcripts where every
+    part has them (`oracle`: the oracle ceiling's data; `unlabeled_both`: the wav2vec 2.0 arm's)."""
+    for part in parts:
+        if not (data / f"{part}.tsv").exists():
+            raise SystemExit(f"error: {data / part}.tsv does not exist: build the corpus first (stage 0)")
+    tsv = []
+    for part in parts:
         rows = (data / f"{part}.tsv").read_text().splitlines()
         if tsv and rows[0] != tsv[0]:
-            raise SystemExit(f"error: {data / part}.tsv has root {rows[0]!r}, {data}/labeled.tsv {tsv[0]!r}")
+            raise SystemExit(f"error: {data / part}.tsv has root {rows[0]!r}, {data / parts[0]}.tsv {tsv[0]!r}: "
+                             "the parts must share one audio root")
         tsv += rows if not tsv else rows[1:]
-        ltr += (data / f"{part}.ltr").read_text().splitlines()
-        wrd += (data / f"{part}.wrd").read_text().splitlines()
-    for ext, lines in (("tsv", tsv), ("ltr", ltr), ("wrd", wrd)):
-        write_text(data / f"oracle.{ext}", "".join(line + "\n" for line in lines))
+    write_text(data / f"{name}.tsv", "".join(line + "\n" for line in tsv))
+    for ext in ("ltr", "wrd"):
+        if all((data / f"{part}.{ext}").exists() for part in parts):
+            lines = [line for part in parts for line in (data / f"{part}.{ext}").read_text().splitlines()]
+            write_text(data / f"{name}.{ext}", "".join(line + "\n" for line in lines))
 
 
 def run_config(log: Path) -> Dict[str, str]:
@@ -195,7 +202,7 @@ def _rate(errs, kind: str) -> float:
 
 def control_of(name: str) -> Optional[str]:
     """The compute-matched control of a run name (same labeled subset and seed), if it has one."""
-    match = re.match(r"(.*/)?(slimipl_\w+?|soft_\w+?|csl_\w+?|ce_pl_\w+?)_s(\d+)$", name)
+    match = re.match(r"(.*/)?(slimipl_\w+?|soft_\w+?|csl_\w+?|ce_pl_\w+?|w2v2_\w+?)_s(\d+)$", name)
     return f"{match.group(1) or ''}control_s{match.group(3)}" if match else None
 
 
@@ -428,13 +435,16 @@ Protocol (`examples/lowres/run.sh`, one stage each):
   frame cross-entropy teacher trained on it from the baseline's encoder labels `unlabeled` frame
   by frame; a student pre-trained from scratch on those labels (CSL's contrastive loss with
   label-aware batching, or CE-PL's frame cross-entropy) is fine-tuned with CTC on the labeled
-  subset (`examples/ctc/finetune_w2v.yaml`, the baseline's dropout and masking).  The updates
-  column counts the fine-tuning only; with the pre-training they equal the baseline's budget
-  plus the control's (stage 10's defaults).
+  subset (`examples/ctc/finetune_w2v.yaml`, the baseline's dropout and masking);
+- *wav2vec 2.0* (`w2v2_ctc_s<seed>`, `w2v2_both_ctc_s<seed>`): the same pre-training and
+  fine-tuning budgets with wav2vec 2.0's self-supervised loss (`examples/wav2vec2/pretrain_fbank.yaml`,
+  no teacher, no labels) on `unlabeled`, or on `unlabeled` + `unlabeled_ood`.  For these four
+  arms the updates column counts the fine-tuning only; with the pre-training they equal the
+  baseline's budget plus the control's (stage 10's defaults).
 
 CER and WER in %; valid is fairseq's letter error rate (word boundaries counted) of the selected
 checkpoint; ΔCER is an arm's CER minus its control's (same seed; a PL arm has the control's start and
-updates, a CSL or CE-PL student starts from scratch with the baseline's plus the control's updates),
+updates, a CSL, CE-PL or wav2vec 2.0 student starts from scratch with the baseline's plus the control's updates),
 over all its seeds, with a paired bootstrap 95% interval that resamples the test utterances (each
 one's errors summed over the seeds) and the difference relative to the controls' CER. That
 interval holds the test set's sampling noise, not the training seeds': those are in the min-max
@@ -542,6 +552,10 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("oracle-manifest")
     p.add_argument("--data", type=Path, required=True)
+    p = sub.add_parser("combine", help="one split made of others (the same audio root)")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("parts", nargs="+")
     p = sub.add_parser("best")
     p.add_argument("--exp", type=Path, required=True)
     p.add_argument("--seed", type=int, required=True)
@@ -566,7 +580,9 @@ def main(argv=None) -> int:
     # by the plots) would print its debug lines.
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     if args.cmd == "oracle-manifest":
-        oracle_manifest(args.data)
+        combine(args.data, "oracle", ORACLE_PARTS)
+    elif args.cmd == "combine":
+        combine(args.data, args.name, args.parts)
     elif args.cmd == "best":
         print(best_point(args.exp, args.seed, args.points, args.store))
     elif args.cmd == "carry":

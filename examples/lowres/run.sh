@@ -24,11 +24,14 @@
 #      (data_prep.align: context-dependent letter classes, --classes), a frame cross-entropy model
 #      trained on them from the baseline's encoder (examples/csl/teacher.yaml), and its frame
 #      labels of `unlabeled` and valid (data_prep.pseudo_labels)
-#  10  CSL and CE-PL on those labels, --arm-seeds: pre-training on `unlabeled` from scratch
-#      (examples/csl/csl.yaml, ce_pl.yaml), then CTC fine-tuning on the labeled subset
-#      (examples/ctc/finetune_w2v.yaml with the baseline's dropout and masking); pre-training plus
+#  10  pre-training from scratch then CTC fine-tuning on the labeled subset
+#      (examples/ctc/finetune_w2v.yaml with the baseline's dropout and masking), --arm-seeds:
+#      CSL and CE-PL on stage 9's frame labels of `unlabeled` (examples/csl/csl.yaml, ce_pl.yaml),
+#      and wav2vec 2.0 (examples/wav2vec2/pretrain_fbank.yaml, no labels) on `unlabeled`, and on
+#      `unlabeled` + `unlabeled_ood` (manifest `unlabeled_both`, made in --data); pre-training plus
 #      fine-tuning updates equal the baseline's budget plus the control's by default;
-#      --frame-arms csl (or ce_pl) runs one, so that two processes can run the two side by side
+#      --pretrain-arms (also --frame-arms) picks them: csl ce_pl w2v2 w2v2_both, so that two
+#      processes can run two side by side
 #  11  rebuild the results page and plots from the runs' logs and decodes
 #
 # Every run selects its checkpoint on valid CER and is decoded (greedy CTC) on test and test_ood;
@@ -48,7 +51,7 @@ stage=0; stop_stage=11; preset=lowres; labeled=10min; seeds="1 2 3"; arm_seeds=
 data=data/lowres; exp=exp/lowres; page=docs/results/lowres.md
 oracle_updates=5000; base_updates=4000; patience=6; pl_updates=3000; interval=250
 sweep="d0.1_m0.2 d0.2_m0.4 d0.3_m0.6"; max_tokens=640000; decode_splits="test test_ood"
-teacher_updates=1000; pretrain_updates=4000; ft_updates=3000; classes=500; min_frames=30; frame_arms="csl ce_pl"
+teacher_updates=1000; pretrain_updates=4000; ft_updates=3000; classes=500; min_frames=30; frame_arms="csl ce_pl w2v2 w2v2_both"
 while [ $# -gt 0 ]; do
     case "$1" in
         --stage) stage=$2 ;; --stop-stage) stop_stage=$2 ;; --preset) preset=$2 ;; --labeled) labeled=$2 ;;
@@ -58,13 +61,14 @@ while [ $# -gt 0 ]; do
         --decode-splits) decode_splits=$2 ;; --arm-seeds) arm_seeds=$2 ;;
         --teacher-updates) teacher_updates=$2 ;; --pretrain-updates) pretrain_updates=$2 ;;
         --ft-updates) ft_updates=$2 ;; --classes) classes=$2 ;; --min-frames) min_frames=$2 ;;
-        --frame-arms) frame_arms=$2 ;;
+        --pretrain-arms|--frame-arms) frame_arms=$2 ;;
         *) echo "error: unknown option $1 (see the head of $0)" >&2; exit 2 ;;
     esac
     shift 2
 done
 for arm in $frame_arms; do
-    case "$arm" in csl|ce_pl) ;; *) echo "error: --frame-arms takes csl and/or ce_pl, not '$arm'" >&2; exit 2 ;; esac
+    case "$arm" in csl|ce_pl|w2v2|w2v2_both) ;;
+        *) echo "error: --pretrain-arms takes csl, ce_pl, w2v2 and w2v2_both, not '$arm'" >&2; exit 2 ;; esac
 done
 data=$(realpath -m "$data"); exp=$(realpath -m "$exp")
 hq_check "$data" "$exp"
@@ -128,6 +132,11 @@ train() {
         || { log "$st" "${out#"$exp"/}: training failed, see $out/train.out"; exit 1; }
 }
 
+# kept OUT: OUT was trained and decoded on another machine (its figures are in the store, it has
+# no checkpoint here).
+kept() { [ ! -f "$1/DONE" ] && [ ! -f "$1/checkpoint_last.pt" ] && [ -s "$store/${1#"$exp"/}/facts.json" ]; }
+kept_log() { log "$1" "${2#"$exp"/}: trained elsewhere, its figures kept in $store, skipped (delete them there to train it again)"; }
+
 # run STAGE OUT CONFIG_DIR CONFIG_NAME OVERRIDES...: train (checkpoint selected on valid CER) and
 # decode, unless OUT is DONE.
 run() {
@@ -135,10 +144,7 @@ run() {
     if [ -f "$out/DONE" ]; then log "$st" "${out#"$exp"/}: done, skipped"; return; fi
     restore "$st" "$out"
     if [ -f "$out/RESTORED" ]; then log "$st" "${out#"$exp"/}: restored, skipped"; return; fi
-    if [ ! -f "$out/checkpoint_last.pt" ] && [ -s "$store/${out#"$exp"/}/facts.json" ]; then
-        log "$st" "${out#"$exp"/}: trained elsewhere, its figures kept in $store, skipped (delete them there to train it again)"
-        return
-    fi
+    if kept "$out"; then kept_log "$st" "$out"; return; fi
     train "$@" checkpoint.best_checkpoint_metric=uer
     decode_run "$out"
     touch "$out/DONE"
@@ -297,8 +303,24 @@ frame_dirs() {
     units="$exp/$subset/frame_units_s$1"; teacher="$exp/$subset/frame_teacher_s$1"; frame_pl="$exp/$subset/frame_pl_s$1"
 }
 
+# students SEED: stage 10's CSL and CE-PL runs of SEED (of --pretrain-arms), into `students`.
+students() {
+    local arm
+    students=()
+    for arm in $frame_arms; do
+        case "$arm" in csl|ce_pl) students+=("$exp/$subset/${arm}_frame_s$1") ;; esac
+    done
+}
+
 if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
     for seed in $arm_seeds; do
+        students "$seed"
+        all_kept=1
+        for s in "${students[@]}"; do kept "$s" || all_kept=0; done
+        if [ ${#students[@]} -eq 0 ] || [ $all_kept = 1 ]; then  # no student needs this seed's teacher
+            log 9 "seed $seed: no CSL or CE-PL run to train (--pretrain-arms, or their figures kept in $store), no teacher"
+            continue
+        fi
         baseline_init 9 "$seed"
         frame_dirs "$seed"
         if [ ! -s "$units/units.json" ]; then  # data_prep.align resumes a split it left unfinished
@@ -320,16 +342,31 @@ if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
     point_args "$(best_point)"
     for seed in $arm_seeds; do
         frame_dirs "$seed"
-        if [ ! -f "$teacher/TRAINED" ] || [ ! -s "$frame_pl/valid.plab" ]; then
-            echo "error: no frame labels of seed $seed's teacher in $frame_pl: run stage 9 first" >&2
-            exit 1
-        fi
         for arm in $frame_arms; do
-            pre="$exp/$subset/${arm}_frame_pretrain_s$seed"
-            prepare 10 "$pre" examples/csl "$arm" "task.label_dir=$(hq "$frame_pl")" \
-                "optimization.max_update=$pretrain_updates" "common.seed=$seed"
+            case "$arm" in
+                csl|ce_pl) pre="$exp/$subset/${arm}_frame_pretrain_s$seed"; out="$exp/$subset/${arm}_frame_s$seed" ;;
+                *) pre="$exp/$subset/${arm}_pretrain_s$seed"; out="$exp/$subset/${arm}_ctc_s$seed" ;;
+            esac
+            if kept "$out"; then kept_log 10 "$out"; continue; fi
+            case "$arm" in
+                csl|ce_pl)
+                    if [ ! -f "$teacher/TRAINED" ] || [ ! -s "$frame_pl/valid.plab" ]; then
+                        echo "error: no frame labels of seed $seed's teacher in $frame_pl: run stage 9 first" >&2
+                        exit 1
+                    fi
+                    prepare 10 "$pre" examples/csl "$arm" "task.label_dir=$(hq "$frame_pl")" \
+                        "optimization.max_update=$pretrain_updates" "common.seed=$seed" ;;
+                w2v2|w2v2_both)
+                    split=unlabeled
+                    if [ "$arm" = w2v2_both ]; then
+                        split=unlabeled_both
+                        python examples/lowres/local.py combine --data "$data" --name "$split" unlabeled unlabeled_ood
+                    fi
+                    prepare 10 "$pre" examples/wav2vec2 pretrain_fbank "dataset.train_subset=$split" \
+                        "optimization.max_update=$pretrain_updates" "common.seed=$seed" ;;
+            esac
             # fine-tuning keeps finetune_w2v.yaml's share of frozen-encoder updates (1 in 5)
-            run 10 "$exp/$subset/${arm}_frame_s$seed" examples/ctc finetune_w2v \
+            run 10 "$out" examples/ctc finetune_w2v \
                 "model.w2v_path=$(hq "$pre/checkpoint_last.pt")" "dataset.train_subset=$subset" \
                 "optimization.max_update=$ft_updates" "model.freeze_finetune_updates=$((ft_updates / 5))" \
                 "common.seed=$seed" "${sweep_args[@]}"

@@ -46,9 +46,10 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
             "labeled_10min/slimipl_hard_s1", "labeled_10min/slimipl_hard_ood_s1", "labeled_10min/slimipl_oracle_s1",
             "labeled_10min/slimipl_oracle_ood_s1", "labeled_10min/soft_ctc_mix_s1", "labeled_10min/soft_ctc_mix_both_s1",
             "labeled_10min/slimipl_lm_s1", "labeled_10min/slimipl_lm_ood_s1", "labeled_10min/csl_frame_s1",
-            "labeled_10min/ce_pl_frame_s1"]
+            "labeled_10min/ce_pl_frame_s1", "labeled_10min/w2v2_ctc_s1", "labeled_10min/w2v2_both_ctc_s1"]
     prepared = ["labeled_10min/frame_teacher_s1", "labeled_10min/csl_frame_pretrain_s1",
-                "labeled_10min/ce_pl_frame_pretrain_s1"]
+                "labeled_10min/ce_pl_frame_pretrain_s1", "labeled_10min/w2v2_pretrain_s1",
+                "labeled_10min/w2v2_both_pretrain_s1"]
     for name in runs:
         assert (exp / name / "DONE").exists(), out
         assert (exp / name / "decode_test_ood" / "generate-test_ood.txt").stat().st_size > 0
@@ -94,6 +95,16 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
         ft_log = (exp / f"labeled_10min/{arm}_frame_s1/hydra/hydra_train.log").read_text()
         assert f"{arm}_frame_pretrain_s1/checkpoint_last.pt" in ft_log and "'mask_prob': 0.2" in ft_log
         assert "num_updates 4" in ft_log
+    # wav2vec 2.0 pre-trains without labels on `unlabeled`, or on `unlabeled` + `unlabeled_ood`
+    # (a manifest the runner makes), then fine-tunes like CSL's student.
+    data = tmp_path / "data"
+    rows = lambda split: (data / f"{split}.tsv").read_text().splitlines()  # noqa: E731
+    assert rows("unlabeled_both") == rows("unlabeled") + rows("unlabeled_ood")[1:]
+    for arm, split in (("w2v2", "unlabeled"), ("w2v2_both", "unlabeled_both")):
+        pre_log = (exp / f"labeled_10min/{arm}_pretrain_s1/hydra/hydra_train.log").read_text()
+        assert f"'train_subset': '{split}'" in pre_log and "'_name': 'wav2vec'" in pre_log
+        ft_log = (exp / f"labeled_10min/{arm}_ctc_s1/hydra/hydra_train.log").read_text()
+        assert f"{arm}_pretrain_s1/checkpoint_last.pt" in ft_log and "num_updates 4" in ft_log
     assert "'soft_ctc_weight': 0.5" in (exp / "labeled_10min/soft_ctc_mix_s1/hydra/hydra_train.log").read_text()
 
     # The page and its files: one row per run, the arm's ΔCER against its control.
@@ -128,12 +139,12 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     assert again.count("done, skipped") == len(runs) + 1 and "training" not in again
     assert again.count("trained, skipped") == len(prepared) and "aligned" not in again and "frame labels" not in again
     assert marks == {name: (exp / name / "DONE").stat().st_mtime for name in runs}
-    # --frame-arms picks stage 10's arms (two processes can run CSL and CE-PL side by side)
+    # --pretrain-arms (or --frame-arms) picks stage 10's arms (two processes can run two side by side)
     one = run(runner(tmp_path, "--seeds", "1", "--stage", "10", "--stop-stage", "10", "--frame-arms", "ce_pl"))
-    assert "ce_pl_frame_s1: done, skipped" in one and "csl_frame" not in one, one
-    bad = subprocess.run(runner(tmp_path, "--stage", "10", "--frame-arms", "csl cpc"), cwd=REPO, env=env(),
+    assert "ce_pl_frame_s1: done, skipped" in one and "csl_frame" not in one and "w2v2" not in one, one
+    bad = subprocess.run(runner(tmp_path, "--stage", "10", "--pretrain-arms", "csl cpc"), cwd=REPO, env=env(),
                          capture_output=True, text=True)
-    assert bad.returncode == 2 and "--frame-arms takes csl and/or ce_pl, not 'cpc'" in bad.stderr
+    assert bad.returncode == 2 and "--pretrain-arms takes csl, ce_pl, w2v2 and w2v2_both, not 'cpc'" in bad.stderr
 
     # Stage 3 with a second seed: kill its training after the first checkpoint, then resume.
     cmd = runner(tmp_path, "--seeds", "1 2", "--stage", "3", "--stop-stage", "3", "--base-updates", "8")
@@ -181,3 +192,10 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     assert (exp / "labeled_10min" / "baseline_d0.1_m0.2_s1" / "RESTORED").exists()
     run(runner(tmp_path, "--seeds", "1", "--stage", "11", "--stop-stage", "11"))
     assert (store / "labeled_10min" / "baseline_d0.1_m0.2_s1" / "facts.json").read_text() == facts_before
+    # Stages 9-10 on such a machine: students whose figures are kept need no teacher, no pre-training.
+    for name in ("frame_teacher_s1", "frame_units_s1", "frame_pl_s1", "csl_frame_s1", "csl_frame_pretrain_s1",
+                 "w2v2_ctc_s1", "w2v2_pretrain_s1"):
+        shutil.rmtree(exp / "labeled_10min" / name)
+    out = run(runner(tmp_path, "--seeds", "1", "--stage", "9", "--stop-stage", "10", "--pretrain-arms", "csl w2v2"))
+    assert "seed 1: no CSL or CE-PL run to train" in out and "training" not in out, out
+    assert "csl_frame_s1: trained elsewhere" in out and "w2v2_ctc_s1: trained elsewhere" in out

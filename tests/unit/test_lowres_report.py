@@ -24,6 +24,26 @@ def test_names_pair_arms_with_their_controls(local):
     assert local.control_of("labeled_10min/ce_pl_frame_s1") == "labeled_10min/control_s1"
     assert local.rival_of("labeled_10min/csl_frame_s2") == "labeled_10min/ce_pl_frame_s2"
     assert local.rival_of("labeled_10min/ce_pl_frame_s2") is None and local.rival_of("control_s1") is None
+    # wav2vec 2.0 students too (their pre-trainings are not decoded, so never paired)
+    assert local.control_of("labeled_10min/w2v2_both_ctc_s3") == "labeled_10min/control_s3"
+    assert local.arm_of("labeled_10min/w2v2_ctc_s1") == ("labeled_10min/w2v2_ctc", 1)
+
+
+def test_combine_joins_splits_of_one_root_and_refuses_others(local, tmp_path):
+    (tmp_path / "a.tsv").write_text("/root\na/1.wav\t100\n")
+    (tmp_path / "b.tsv").write_text("/root\nb/1.wav\t200\nb/2.wav\t300\n")
+    (tmp_path / "a.ltr").write_text("A |\n")  # b has no transcripts: the result has none either
+    local.combine(tmp_path, "ab", ["a", "b"])
+    assert (tmp_path / "ab.tsv").read_text() == "/root\na/1.wav\t100\nb/1.wav\t200\nb/2.wav\t300\n"
+    assert not (tmp_path / "ab.ltr").exists()
+    (tmp_path / "b.ltr").write_text("B |\nC |\n")
+    local.combine(tmp_path, "ab", ["a", "b"])
+    assert (tmp_path / "ab.ltr").read_text() == "A |\nB |\nC |\n"
+    (tmp_path / "c.tsv").write_text("/elsewhere\nc/1.wav\t100\n")
+    with pytest.raises(SystemExit, match="c.tsv has root '/elsewhere'.*share one audio root"):
+        local.combine(tmp_path, "ac", ["a", "c"])
+    with pytest.raises(SystemExit, match="d.tsv does not exist"):
+        local.combine(tmp_path, "ad", ["a", "d"])
 
 
 def test_curves_get_a_colour_per_arm_and_a_line_style_per_seed(local):
