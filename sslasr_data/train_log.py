@@ -4,6 +4,9 @@ runner read runs through this, so that every figure reads a log the same way.
 
     records = read_log(Path("exp/joint/hydra/hydra_train.log"))
     [(r["num_updates"], r["uer"]) for r in records["valid"]]
+
+Each reader takes the log's path, or its ``text`` once read (:func:`log_text`), so that one that
+wants several of them reads the file once.
 """
 import re
 from datetime import datetime
@@ -26,16 +29,20 @@ def fields(line: str) -> Dict[str, float]:
     return out
 
 
-def read_log(path: Path, subset: str = "valid", epoch_summaries: bool = True) -> Dict[str, List[Dict[str, float]]]:
+def log_text(path: Path) -> str:
+    """The log's text; empty when there is no log (a run not started yet)."""
+    path = Path(path)
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def read_log(path: Optional[Path], subset: str = "valid", epoch_summaries: bool = True,
+             text: Optional[str] = None) -> Dict[str, List[Dict[str, float]]]:
     """``{"valid": [...], "train": [...]}``: the fields of each validation line on ``subset`` and of
     each training line -- the per-interval ``train_inner`` lines and, with ``epoch_summaries``, the
     ``train`` line closing each epoch -- in log order.  A missing log gives empty lists (a run not
     started yet)."""
     records = {"valid": [], "train": []}
-    path = Path(path)
-    if not path.exists():
-        return records
-    for line in path.read_text(errors="replace").splitlines():
+    for line in (log_text(path) if text is None else text).splitlines():
         if f"valid on '{subset}' subset" in line:
             records["valid"].append(fields(line))
         elif "[train_inner]" in line or (epoch_summaries and "[train][INFO]" in line):
@@ -47,16 +54,13 @@ STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})\]")
 START = "][fairseq_cli.train][INFO] - {"  # each launch prints its config first
 
 
-def wall_seconds(path: Path) -> Optional[float]:
+def wall_seconds(path: Optional[Path], text: Optional[str] = None) -> Optional[float]:
     """Wall-clock seconds the run's launches spent, from the log's own timestamps: for each launch
     (it begins with the config print), its last line's time minus its first's, summed.  Not
     fairseq's ``wall`` meter: after a resume that meter reads 0 (its checkpointed time is dropped),
     so its largest value holds the first launch only.  None: no timestamped line."""
-    path = Path(path)
-    if not path.exists():
-        return None
     total, first, last = 0.0, None, None
-    for line in path.read_text(errors="replace").splitlines():
+    for line in (log_text(path) if text is None else text).splitlines():
         m = STAMP.match(line)
         if not m:
             continue
@@ -68,11 +72,11 @@ def wall_seconds(path: Path) -> Optional[float]:
     return None if first is None else total + last - first
 
 
-def config_values(path: Path, group: str, keys: Sequence[str]) -> Dict[str, Optional[str]]:
+def config_values(path: Optional[Path], group: str, keys: Sequence[str],
+                  text: Optional[str] = None) -> Dict[str, Optional[str]]:
     """Each of ``keys``' value in config group ``group`` as the log prints the config (its first
     print), unquoted; None for a key, or every key, that the log does not hold.  One read of the log."""
-    path = Path(path)
-    text = path.read_text(errors="replace") if path.exists() else ""
+    text = log_text(path) if text is None else text
     start = text.find(f"'{group}': {{")
     if start < 0:
         return {key: None for key in keys}
@@ -85,6 +89,6 @@ def config_values(path: Path, group: str, keys: Sequence[str]) -> Dict[str, Opti
     return {key: m.group(1).strip("'") if m else None for key, m in found.items()}
 
 
-def config_value(path: Path, group: str, key: str) -> Optional[str]:
+def config_value(path: Optional[Path], group: str, key: str, text: Optional[str] = None) -> Optional[str]:
     """One key's value of :func:`config_values`."""
-    return config_values(path, group, [key])[key]
+    return config_values(path, group, [key], text)[key]

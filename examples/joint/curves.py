@@ -19,7 +19,7 @@ from types import SimpleNamespace
 from typing import List, Tuple
 
 from sslasr_data.files import write_text
-from sslasr_data.train_log import config_values, read_log
+from sslasr_data.train_log import config_values, log_text, read_log
 from sslasr_plugin.batch_modes import SUP, UNSUP
 from sslasr_plugin.tasks.joint import JointTask
 
@@ -33,12 +33,13 @@ class Run:
     prints, and its validation and per-interval training records."""
 
     def __init__(self, log: Path):
-        values = config_values(log, "task", ["pretrain_updates", "unsup_updates", "sup_updates"])
+        text = log_text(log)
+        values = config_values(None, "task", ["pretrain_updates", "unsup_updates", "sup_updates"], text)
         if None in values.values():
             raise SystemExit(f"error: {log} does not print a joint task's pretrain_updates, unsup_updates and "
                              "sup_updates: is it the log of an examples/joint run (hydra/hydra_train.log)?")
         self.plan = JointTask.build_schedule(SimpleNamespace(**{key: int(v) for key, v in values.items()}))
-        self.records = read_log(log, epoch_summaries=False)
+        self.records = read_log(None, epoch_summaries=False, text=text)
 
     def points(self, kind: str, key: str, mode: str) -> List[Tuple[int, float]]:
         """(updates of ``mode`` made, value) of ``key`` at each ``kind`` line that has it.  A training

@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from sslasr_data.files import write_text
-from sslasr_data.train_log import config_value, read_log, wall_seconds
+from sslasr_data.train_log import config_values, log_text, read_log, wall_seconds
 from sslasr_data.validate import read_manifest
 
 SPLITS = ("test", "test_ood")
@@ -52,10 +52,56 @@ def combine(data: Path, name: str, parts: Sequence[str]) -> None:
             write_text(data / f"{name}.{ext}", "".join(line + "\n" for line in lines))
 
 
-def run_config(log: Path) -> Dict[str, str]:
-    """The task's `data` and `train_subset` as the run's log prints its config (empty if absent)."""
-    found = {"data": config_value(log, "task", "data"), "train_subset": config_value(log, "dataset", "train_subset")}
+def run_config(text: str) -> Dict[str, str]:
+    """The task's `data` and `train_subset` as the run's log (its text) prints its config (empty if absent)."""
+    found = {"data": config_values(None, "task", ["data"], text)["data"],
+             "train_subset": config_values(None, "dataset", ["train_subset"], text)["train_subset"]}
     return found if all(found.values()) else {}
+
+
+STARTED_FROM = re.compile(r"baseline_(d[\d.]+_m[\d.]+)_s\d+")
+
+
+def sweep_point(text: str) -> Optional[str]:
+    """The baseline sweep point ("d<dropout>_m<mask_prob>") a run belongs to, from its log's config
+    (``text``): the point of the baseline it starts from (checkpoint.finetune_from_model of the PL
+    arms and controls, model.init_encoder of a frame teacher, named ``baseline_<point>_s<seed>``),
+    else the dropout and masking it trains with (a baseline, a fine-tuning after pre-training).
+    None: the log prints no config."""
+    for group, key in (("checkpoint", "finetune_from_model"), ("model", "init_encoder")):
+        m = STARTED_FROM.fullmatch(Path(config_values(None, group, [key], text)[key] or "").parent.name)
+        if m:
+            return m.group(1)
+    model = config_values(None, "model", ["dropout", "mask_prob"], text)
+    if None in model.values():
+        return None
+    try:
+        return f"d{float(model['dropout']):g}_m{float(model['mask_prob']):g}"
+    except ValueError:
+        return None
+
+
+def check_point(run: Path, store_run: Path, point: str, sweep: str) -> None:
+    """Refuses a run that belongs to another sweep point than ``point``, the one the runner starts
+    from now (the best of ``sweep`` on valid): its log here says which, or, for a run kept in the
+    store (trained on another machine), the ``sweep_point`` of its facts.json.  The names of the
+    runs after stage 3 do not carry the point, so without this a change of the best point (a new
+    sweep run that wins) would resume a half-trained arm with another point's dropout, or count a
+    kept control of the old point as the new point's."""
+    log = run / "hydra" / "hydra_train.log"
+    where, then = log, sweep_point(log_text(log))
+    facts = store_run / "facts.json"
+    if then is None and facts.exists():
+        where, then = facts, json.loads(facts.read_text()).get("sweep_point")
+        if then is None:
+            raise SystemExit(f"error: {facts} does not say which sweep point {run.name} started from (no "
+                             f"\"sweep_point\"): add it (\"sweep_point\": \"d0.2_m0.4\", as its baseline's name says), or move "
+                             f"{store_run} aside to train the run again from {point}")
+    if then is not None and then != point:
+        raise SystemExit(
+            f"error: {run.name} started from sweep point {then} ({where}), and the runner now starts from {point} "
+            f"(the best of --sweep \"{sweep}\" on valid): pass --sweep {then} to go on with that point's "
+            f"benchmark, or move {run} and {store_run} aside to train the run again from {point}")
 
 
 def subset_minutes(data: Path, subset: str) -> Optional[float]:
@@ -159,7 +205,8 @@ def collect(exp: Path, store: Path) -> None:
                                  "cannot share a page (use another --page)")
             write_text(ref_file, refs)
             write_text(dest / f"{split}.hyp", "".join(hyp + "\n" for _, hyp in pairs))
-        log = read_log(run / "hydra" / "hydra_train.log")
+        text = log_text(run / "hydra" / "hydra_train.log")
+        log = read_log(None, text=text)
         curve = ["num_updates\tloss\tuer\twer"] + [
             f"{int(r.get('num_updates', 0))}\t{r.get('loss', '')}\t{r.get('uer', '')}\t{r.get('wer', '')}"
             for r in log["valid"]
@@ -168,11 +215,11 @@ def collect(exp: Path, store: Path) -> None:
         train = log["train"]
         pl = [r["pl_cer"] for r in train if "pl_cer" in r]
         seen = [r["pl_unlabeled_h"] for r in train if "pl_unlabeled_h" in r]  # a running total
-        config = run_config(run / "hydra" / "hydra_train.log")
+        config = run_config(text)
         facts = {
             "updates": int(max((r.get("num_updates", 0) for r in train + log["valid"]), default=0)),
             "best_valid_cer": min((r["uer"] for r in log["valid"] if "uer" in r), default=None),
-            "wall_seconds": wall_seconds(run / "hydra" / "hydra_train.log"),  # every launch of a resumed run
+            "wall_seconds": wall_seconds(None, text=text),  # every launch of a resumed run
             "pl_cer_last": pl[-1] if pl else None,
             "pl_cer_mean": sum(pl) / len(pl) if pl else None,
             "unlabeled_hours_labeled": seen[-1] if seen else None,
@@ -181,6 +228,7 @@ def collect(exp: Path, store: Path) -> None:
                                       if k.startswith("pl_cer_")} or None,
             "train_subset": config.get("train_subset"),
             "train_minutes": subset_minutes(Path(config["data"]), config["train_subset"]) if config else None,
+            "sweep_point": sweep_point(text),
         }
         write_text(dest / "facts.json", json.dumps(facts, indent=1) + "\n")
 
@@ -564,6 +612,11 @@ def main(argv=None) -> int:
     p = sub.add_parser("check-budget", help="refuse to resume a run under another update budget")
     p.add_argument("--run", type=Path, required=True)
     p.add_argument("--max-update", type=int, required=True)
+    p = sub.add_parser("check-point", help="refuse a run that started from another baseline sweep point")
+    p.add_argument("--run", type=Path, required=True)
+    p.add_argument("--store-run", type=Path, required=True, help="the run's folder in the page's store")
+    p.add_argument("--point", required=True)
+    p.add_argument("--sweep", default="", help="the sweep the point was chosen from (for the message)")
     p = sub.add_parser("carry")
     p.add_argument("--run", type=Path, required=True)
     p.add_argument("--to", type=Path, required=True)
@@ -587,6 +640,8 @@ def main(argv=None) -> int:
         print(best_point(args.exp, args.seed, args.points, args.store))
     elif args.cmd == "carry":
         carry(args.run, args.to)
+    elif args.cmd == "check-point":
+        check_point(args.run, args.store_run, args.point, args.sweep)
     elif args.cmd == "check-budget":
         check_budget(args.run, args.max_update)
     elif args.cmd == "label-quality":

@@ -42,7 +42,10 @@
 # where exp/ is gone, stages 3-10 restore it from there instead of training it again, and stage 2
 # need not run again (the best sweep point is read from the kept validation curves).  Options (defaults below) scale the budgets;
 # the tests use tiny ones.  Stages 7-10 run the seeds of --arm-seeds (the first seed by default):
-# an arm gets the other seeds once it beats its control on the first.
+# an arm gets the other seeds once it beats its control on the first.  Runs after stage 3 start from
+# the best sweep point's baselines, and their names do not say which: when a new sweep point wins,
+# stages 4-10 refuse a run of the old one (here or kept in the store) and name the --sweep that
+# goes on with it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source examples/hydra_quote.sh
@@ -78,11 +81,21 @@ first_seed=${seeds%% *}
 arm_seeds=${arm_seeds:-$first_seed}
 log() { echo "$(date +%H:%M:%S) [stage $1] $2"; }
 
-# point_args POINT: hydra overrides of a sweep point "d<dropout>_m<mask_prob>" into the array `sweep_args`.
+# point_args POINT: hydra overrides of a sweep point "d<dropout>_m<mask_prob>" into the array
+# `sweep_args`, and `point`, the point the runs made next belong to (none for the oracle).
+point=
 point_args() {
+    point=$1
     local d=${1%_m*} m=${1#*_m}
     d=${d#d}
     sweep_args=("model.dropout=$d" "model.attention_dropout=$d" "model.final_dropout=$d" "model.mask_prob=$m")
+}
+
+# same_point STAGE OUT: refuses OUT when it started from another sweep point than `point`: the
+# names of the runs after stage 3 do not say which (local.py check-point; its message says what to do).
+same_point() {
+    [ -z "$point" ] || python examples/lowres/local.py check-point --run "$2" --store-run "$store/${2#"$exp"/}" \
+        --point "$point" --sweep "$sweep" || { log "$1" "${2#"$exp"/}: refused"; exit 1; }
 }
 
 decode_run() {  # OUT: greedy CTC decodes of the best checkpoint, per utterance, kept
@@ -141,6 +154,7 @@ kept_log() { log "$1" "${2#"$exp"/}: trained elsewhere, its figures kept in $sto
 # decode, unless OUT is DONE.
 run() {
     local st=$1 out=$2
+    same_point "$st" "$out"
     if [ -f "$out/DONE" ]; then log "$st" "${out#"$exp"/}: done, skipped"; return; fi
     restore "$st" "$out"
     if [ -f "$out/RESTORED" ]; then log "$st" "${out#"$exp"/}: restored, skipped"; return; fi
@@ -171,9 +185,10 @@ best_point() {  # the sweep point whose first-seed run reached the lowest valid 
 }
 
 # baseline_init STAGE SEED: `init`, the best sweep point's baseline checkpoint of SEED (restored
-# from the store when it was trained on another machine).
+# from the store when it was trained on another machine), and that point's `point` and `sweep_args`.
 baseline_init() {
-    init="$exp/$subset/baseline_$(best_point)_s$2/checkpoint_best.pt"
+    point_args "$(best_point)"
+    init="$exp/$subset/baseline_${point}_s$2/checkpoint_best.pt"
     restore "$1" "$(dirname "$init")"
     if [ ! -s "$init" ]; then
         echo "error: $init does not exist: run stage 3 for seed $2 first (or bring back the run's directory)" >&2
@@ -185,7 +200,6 @@ baseline_init() {
 # share these overrides.
 pl_args() {
     baseline_init "$1" "$2"
-    point_args "$(best_point)"
     pl=("checkpoint.finetune_from_model=$(hq "$init")" task.warmup_updates=0 "dataset.train_subset=$subset"
         "optimization.max_update=$pl_updates" "optimization.lr=[0.0003]" "${sweep_args[@]}")
 }
@@ -328,6 +342,7 @@ if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
             python -m data_prep.align --ctc "$init" --data "$data" --splits "$subset" valid --out "$units" \
                 --classes "$classes" --min-frames "$min_frames" --no-progress
         fi
+        same_point 9 "$teacher"
         prepare 9 "$teacher" examples/csl teacher "task.label_dir=$(hq "$units")" "model.init_encoder=$(hq "$init")" \
             "dataset.train_subset=$subset" "optimization.max_update=$teacher_updates" "common.seed=$seed"
         if [ ! -s "$frame_pl/valid.plab" ]; then  # data_prep.pseudo_labels resumes too
@@ -347,6 +362,7 @@ if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
                 csl|ce_pl) pre="$exp/$subset/${arm}_frame_pretrain_s$seed"; out="$exp/$subset/${arm}_frame_s$seed" ;;
                 *) pre="$exp/$subset/${arm}_pretrain_s$seed"; out="$exp/$subset/${arm}_ctc_s$seed" ;;
             esac
+            same_point 10 "$out"
             if kept "$out"; then kept_log 10 "$out"; continue; fi
             case "$arm" in
                 csl|ce_pl)
@@ -354,12 +370,13 @@ if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
                         echo "error: no frame labels of seed $seed's teacher in $frame_pl: run stage 9 first" >&2
                         exit 1
                     fi
+                    same_point 10 "$teacher"
                     prepare 10 "$pre" examples/csl "$arm" "task.label_dir=$(hq "$frame_pl")" \
                         "optimization.max_update=$pretrain_updates" "common.seed=$seed" ;;
                 w2v2|w2v2_both)
                     split=unlabeled
-                    if [ "$arm" = w2v2_both ]; then
-                        split=unlabeled_both
+                    [ "$arm" = w2v2_both ] && split=unlabeled_both
+                    if [ "$split" = unlabeled_both ] && [ ! -f "$pre/TRAINED" ]; then  # only pre-training reads it
                         python examples/lowres/local.py combine --data "$data" --name "$split" unlabeled unlabeled_ood
                     fi
                     prepare 10 "$pre" examples/wav2vec2 pretrain_fbank "dataset.train_subset=$split" \

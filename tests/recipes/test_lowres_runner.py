@@ -119,6 +119,8 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
         assert (facts["unlabeled_hours_labeled"] or 0) > 0 if labels else facts["unlabeled_hours_labeled"] is None
         hyps = (store / name / "test_ood.hyp").read_text().splitlines()
         assert len(hyps) == len((tmp_path / "data" / "test_ood.wrd").read_text().splitlines())
+        # the sweep point each run belongs to (the oracle's is its own dropout and masking)
+        assert name == "oracle_s1" or facts["sweep_point"] == "d0.1_m0.2", (name, facts)
         both = name.endswith("_both_s1")  # labels of each unlabeled split, where there are several
         assert set(facts["pl_cer_last_by_subset"] or ()) == ({"unlabeled", "unlabeled_ood"} if both else set())
     arm_row = next(line for line in page.splitlines() if line.startswith("| labeled_10min/slimipl_hard |"))
@@ -199,3 +201,18 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     out = run(runner(tmp_path, "--seeds", "1", "--stage", "9", "--stop-stage", "10", "--pretrain-arms", "csl w2v2"))
     assert "seed 1: no CSL or CE-PL run to train" in out and "training" not in out, out
     assert "csl_frame_s1: trained elsewhere" in out and "w2v2_ctc_s1: trained elsewhere" in out
+
+    # A new sweep point wins (here: a fake one, its kept curve at 0% valid CER): the runs of
+    # d0.1_m0.2 are refused, the local one (the control) and the kept one (slimIPL's), rather than
+    # resumed with the new point's dropout or counted as its.
+    new = store / "labeled_10min" / "baseline_d0.3_m0.6_s1"
+    shutil.copytree(store / "labeled_10min" / "baseline_d0.1_m0.2_s1", new)
+    (new / "valid_curve.tsv").write_text("num_updates\tloss\tuer\twer\n2\t1.0\t0.0\t0.0\n")
+    two = ["--sweep", "d0.1_m0.2 d0.3_m0.6"]
+    for st, name, where in (("4", "control_s1", "hydra_train.log"), ("5", "slimipl_hard_s1", "facts.json")):
+        refused = subprocess.run(runner(tmp_path, "--seeds", "1", "--stage", st, "--stop-stage", st, *two),
+                                 cwd=REPO, env=env(), capture_output=True, text=True)
+        assert refused.returncode == 1 and f"{name}: refused" in refused.stdout, refused.stdout + refused.stderr
+        assert (f"{name} started from sweep point d0.1_m0.2" in refused.stderr and where in refused.stderr
+                and "now starts from d0.3_m0.6" in refused.stderr and "pass --sweep d0.1_m0.2" in refused.stderr)
+        assert "training" not in refused.stdout

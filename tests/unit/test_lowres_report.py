@@ -128,6 +128,49 @@ def test_best_point_from_the_kept_curves_when_the_runs_are_gone(local, tmp_path)
         local.best_point(exp, 2, ["d0.1_m0.2"], store)
 
 
+def _config(checkpoint="None", model="{'_name': 'x', 'dropout': 0.2, 'attention_dropout': 0.1, 'mask_prob': 0.4}"):
+    return ("[2026-12-06 09:00:00,000][fairseq_cli.train][INFO] - {'_name': None, 'checkpoint': {'_name': None, "
+            f"'finetune_from_model': {checkpoint}}}, 'model': {model}, 'task': {{'_name': 'y'}}}}\n")
+
+
+def test_sweep_point_is_the_start_baselines_else_the_models_dropout_and_masking(local):
+    # a PL arm or control: the baseline it continues, not its own overrides
+    arm = _config("'/e/labeled_10min/baseline_d0.3_m0.6_s2/checkpoint_best.pt'")
+    assert local.sweep_point(arm) == "d0.3_m0.6"
+    # a frame teacher: the baseline its encoder starts from (finetune_from_model printed as None)
+    teacher = _config(model="{'_name': 'frame', 'init_encoder': '/e/baseline_d0.2_m0.4_s1/checkpoint_best.pt', "
+                            "'dropout': 0.1, 'mask_prob': 0.1}")
+    assert local.sweep_point(teacher) == "d0.2_m0.4"
+    # a baseline or a fine-tuning after pre-training: its own dropout and masking, written as the runner names points
+    assert local.sweep_point(_config()) == "d0.2_m0.4"
+    assert local.sweep_point(_config(model="{'dropout': 0.30, 'mask_prob': 0.6}")) == "d0.3_m0.6"
+    # a checkpoint of something else than a baseline says nothing; no config, no point
+    assert local.sweep_point(_config("'/e/csl_frame_pretrain_s1/checkpoint_last.pt'")) == "d0.2_m0.4"
+    assert local.sweep_point("") is None and local.sweep_point(_config(model="{'_name': 'z'}")) is None
+
+
+def test_check_point_refuses_a_run_of_another_sweep_point(local, tmp_path):
+    run, store_run = tmp_path / "exp" / "control_s1", tmp_path / "store" / "control_s1"
+    local.check_point(run, store_run, "d0.3_m0.6", "d0.2_m0.4 d0.3_m0.6")  # not started, not kept: free
+    (run / "hydra").mkdir(parents=True)
+    (run / "hydra" / "hydra_train.log").write_text(_config("'/e/baseline_d0.2_m0.4_s1/checkpoint_best.pt'"))
+    local.check_point(run, store_run, "d0.2_m0.4", "d0.2_m0.4")
+    with pytest.raises(SystemExit, match=r"control_s1 started from sweep point d0.2_m0.4 .*now starts from d0.3_m0.6 "
+                                         r"\(the best of --sweep \"d0.2_m0.4 d0.3_m0.6\" on valid\): pass --sweep d0.2_m0.4"):
+        local.check_point(run, store_run, "d0.3_m0.6", "d0.2_m0.4 d0.3_m0.6")
+    # kept in the store (trained on another machine): its facts say which point
+    (run / "hydra" / "hydra_train.log").unlink()
+    store_run.mkdir(parents=True)
+    (store_run / "facts.json").write_text(json.dumps({"updates": 3000, "sweep_point": "d0.2_m0.4"}))
+    with pytest.raises(SystemExit, match=r"started from sweep point d0.2_m0.4 \(.*facts.json\)"):
+        local.check_point(run, store_run, "d0.3_m0.6", "d0.2_m0.4 d0.3_m0.6")
+    local.check_point(run, store_run, "d0.2_m0.4", "d0.2_m0.4")
+    # kept without a record of it: refused, with the fix
+    (store_run / "facts.json").write_text(json.dumps({"updates": 3000}))
+    with pytest.raises(SystemExit, match=r"does not say which sweep point control_s1 started from .*add it"):
+        local.check_point(run, store_run, "d0.2_m0.4", "d0.2_m0.4")
+
+
 def test_label_quality_ranks_labels_by_confidence_and_voice(local, tmp_path):
     # four utterances: the two of voice A are labeled right and confidently, B's two wrongly
     refs = ["AB CD", "EF", "GH IJ", "KL"]

@@ -1,5 +1,5 @@
 """sslasr_data.train_log: the numbers of fairseq-hydra-train logs, as every results page reads them."""
-from sslasr_data.train_log import config_value, fields, read_log, wall_seconds
+from sslasr_data.train_log import config_value, fields, log_text, read_log, wall_seconds
 
 CONFIG = ("[2026-12-05 04:33:35,004][fairseq_cli.train][INFO] - {'_name': None, 'dataset': {'_name': None, "
           "'train_subset': 'labeled_10min', 'max_tokens': 640000}, 'task': {'_name': 'sslasr_joint', 'data': "
@@ -60,3 +60,13 @@ def test_wall_seconds_sums_each_launch_of_a_resumed_run(tmp_path):
     assert wall_seconds(tmp_path / "absent.log") is None
     (tmp_path / "plain.log").write_text("no stamps\n")
     assert wall_seconds(tmp_path / "plain.log") is None
+
+
+def test_each_reader_takes_the_text_once_read(tmp_path):
+    log = tmp_path / "hydra_train.log"
+    log.write_text(LOG + "\n")
+    text = log_text(log)
+    assert read_log(None, text=text) == read_log(log) and read_log(None, text=text)["valid"]
+    assert wall_seconds(None, text=text) == wall_seconds(log)
+    assert config_value(None, "task", "data", text) == "/data/demo"
+    assert log_text(tmp_path / "absent.log") == "" and read_log(None, text="") == {"valid": [], "train": []}
