@@ -29,9 +29,12 @@
 #      CSL and CE-PL on stage 9's frame labels of `unlabeled` (examples/csl/csl.yaml, ce_pl.yaml),
 #      and wav2vec 2.0 (examples/wav2vec2/pretrain_fbank.yaml, no labels) on `unlabeled`, and on
 #      `unlabeled` + `unlabeled_ood` (manifest `unlabeled_both`, made in --data); pre-training plus
-#      fine-tuning updates equal the baseline's budget plus the control's by default;
-#      --pretrain-arms (also --frame-arms) picks them: csl ce_pl w2v2 w2v2_both, so that two
-#      processes can run two side by side
+#      fine-tuning updates equal the baseline's budget plus the control's by default; and joint
+#      masked CPC + CTC from scratch (examples/joint/joint.yaml, its 1:1 updates and LR ratio: the
+#      paper's 20:1 LR ratio trained CTC too slowly at this size, docs/results/joint.md) on
+#      `unlabeled` + the labeled subset, with the same total updates and the baseline's dropout and
+#      masking; --pretrain-arms (also --frame-arms) picks them: csl ce_pl w2v2 w2v2_both joint, so
+#      that two processes can run two side by side
 #  11  rebuild the results page and plots from the runs' logs and decodes
 #
 # Every run selects its checkpoint on valid CER and is decoded (greedy CTC) on test and test_ood;
@@ -54,7 +57,7 @@ stage=0; stop_stage=11; preset=lowres; labeled=10min; seeds="1 2 3"; arm_seeds=
 data=data/lowres; exp=exp/lowres; page=docs/results/lowres.md
 oracle_updates=5000; base_updates=4000; patience=6; pl_updates=3000; interval=250
 sweep="d0.1_m0.2 d0.2_m0.4 d0.3_m0.6"; max_tokens=640000; decode_splits="test test_ood"
-teacher_updates=1000; pretrain_updates=4000; ft_updates=3000; classes=500; min_frames=30; frame_arms="csl ce_pl w2v2 w2v2_both"
+teacher_updates=1000; pretrain_updates=4000; ft_updates=3000; classes=500; min_frames=30; frame_arms="csl ce_pl w2v2 w2v2_both joint"
 while [ $# -gt 0 ]; do
     case "$1" in
         --stage) stage=$2 ;; --stop-stage) stop_stage=$2 ;; --preset) preset=$2 ;; --labeled) labeled=$2 ;;
@@ -70,8 +73,8 @@ while [ $# -gt 0 ]; do
     shift 2
 done
 for arm in $frame_arms; do
-    case "$arm" in csl|ce_pl|w2v2|w2v2_both) ;;
-        *) echo "error: --pretrain-arms takes csl, ce_pl, w2v2 and w2v2_both, not '$arm'" >&2; exit 2 ;; esac
+    case "$arm" in csl|ce_pl|w2v2|w2v2_both|joint) ;;
+        *) echo "error: --pretrain-arms takes csl, ce_pl, w2v2, w2v2_both and joint, not '$arm'" >&2; exit 2 ;; esac
 done
 data=$(realpath -m "$data"); exp=$(realpath -m "$exp")
 hq_check "$data" "$exp"
@@ -360,10 +363,16 @@ if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
         for arm in $frame_arms; do
             case "$arm" in
                 csl|ce_pl) pre="$exp/$subset/${arm}_frame_pretrain_s$seed"; out="$exp/$subset/${arm}_frame_s$seed" ;;
+                joint) pre=; out="$exp/$subset/joint_s$seed" ;;
                 *) pre="$exp/$subset/${arm}_pretrain_s$seed"; out="$exp/$subset/${arm}_ctc_s$seed" ;;
             esac
             same_point 10 "$out"
             if kept "$out"; then kept_log 10 "$out"; continue; fi
+            if [ "$arm" = joint ]; then  # one run: contrastive and CTC updates alternate (1:1)
+                run 10 "$out" examples/joint joint "dataset.train_subset=$subset" task.unlabeled_subsets=unlabeled \
+                    "optimization.max_update=$((pretrain_updates + ft_updates))" "common.seed=$seed" "${sweep_args[@]}"
+                continue
+            fi
             case "$arm" in
                 csl|ce_pl)
                     if [ ! -f "$teacher/TRAINED" ] || [ ! -s "$frame_pl/valid.plab" ]; then

@@ -46,7 +46,8 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
             "labeled_10min/slimipl_hard_s1", "labeled_10min/slimipl_hard_ood_s1", "labeled_10min/slimipl_oracle_s1",
             "labeled_10min/slimipl_oracle_ood_s1", "labeled_10min/soft_ctc_mix_s1", "labeled_10min/soft_ctc_mix_both_s1",
             "labeled_10min/slimipl_lm_s1", "labeled_10min/slimipl_lm_ood_s1", "labeled_10min/csl_frame_s1",
-            "labeled_10min/ce_pl_frame_s1", "labeled_10min/w2v2_ctc_s1", "labeled_10min/w2v2_both_ctc_s1"]
+            "labeled_10min/ce_pl_frame_s1", "labeled_10min/w2v2_ctc_s1", "labeled_10min/w2v2_both_ctc_s1",
+            "labeled_10min/joint_s1"]
     prepared = ["labeled_10min/frame_teacher_s1", "labeled_10min/csl_frame_pretrain_s1",
                 "labeled_10min/ce_pl_frame_pretrain_s1", "labeled_10min/w2v2_pretrain_s1",
                 "labeled_10min/w2v2_both_pretrain_s1"]
@@ -105,6 +106,12 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
         assert f"'train_subset': '{split}'" in pre_log and "'_name': 'wav2vec'" in pre_log
         ft_log = (exp / f"labeled_10min/{arm}_ctc_s1/hydra/hydra_train.log").read_text()
         assert f"{arm}_pretrain_s1/checkpoint_last.pt" in ft_log and "num_updates 4" in ft_log
+    # Joint masked CPC + CTC: one run from scratch, contrastive updates on unlabeled + labeled audio
+    # alternating with CTC updates, the pre-training arms' total (3 + 4) with the baseline's masking.
+    joint_log = (exp / "labeled_10min/joint_s1/hydra/hydra_train.log").read_text()
+    assert "'_name': 'sslasr_joint'" in joint_log and "'unlabeled_subsets': 'unlabeled'" in joint_log
+    assert "'train_subset': 'labeled_10min'" in joint_log and "'w2v_path': None" in joint_log
+    assert "'max_update': 7" in joint_log and "'mask_prob': 0.2" in joint_log and "num_updates 7" in joint_log
     assert "'soft_ctc_weight': 0.5" in (exp / "labeled_10min/soft_ctc_mix_s1/hydra/hydra_train.log").read_text()
 
     # The page and its files: one row per run, the arm's ΔCER against its control.
@@ -144,9 +151,10 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     # --pretrain-arms (or --frame-arms) picks stage 10's arms (two processes can run two side by side)
     one = run(runner(tmp_path, "--seeds", "1", "--stage", "10", "--stop-stage", "10", "--frame-arms", "ce_pl"))
     assert "ce_pl_frame_s1: done, skipped" in one and "csl_frame" not in one and "w2v2" not in one, one
+    assert "joint" not in one
     bad = subprocess.run(runner(tmp_path, "--stage", "10", "--pretrain-arms", "csl cpc"), cwd=REPO, env=env(),
                          capture_output=True, text=True)
-    assert bad.returncode == 2 and "--pretrain-arms takes csl, ce_pl, w2v2 and w2v2_both, not 'cpc'" in bad.stderr
+    assert bad.returncode == 2 and "--pretrain-arms takes csl, ce_pl, w2v2, w2v2_both and joint, not 'cpc'" in bad.stderr
 
     # Stage 3 with a second seed: kill its training after the first checkpoint, then resume.
     cmd = runner(tmp_path, "--seeds", "1 2", "--stage", "3", "--stop-stage", "3", "--base-updates", "8")

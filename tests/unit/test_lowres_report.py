@@ -27,6 +27,7 @@ def test_names_pair_arms_with_their_controls(local):
     # wav2vec 2.0 students too (their pre-trainings are not decoded, so never paired)
     assert local.control_of("labeled_10min/w2v2_both_ctc_s3") == "labeled_10min/control_s3"
     assert local.arm_of("labeled_10min/w2v2_ctc_s1") == ("labeled_10min/w2v2_ctc", 1)
+    assert local.control_of("labeled_10min/joint_s2") == "labeled_10min/control_s2"
 
 
 def test_combine_joins_splits_of_one_root_and_refuses_others(local, tmp_path):
