@@ -47,8 +47,8 @@
 # the tests use tiny ones.  Stages 7-10 run the seeds of --arm-seeds (the first seed by default):
 # an arm gets the other seeds once it beats its control on the first.  Runs after stage 3 start from
 # the best sweep point's baselines, and their names do not say which: when a new sweep point wins,
-# stages 4-10 refuse a run of the old one (here or kept in the store) and name the --sweep that
-# goes on with it.
+# stages 4-10 refuse a run of the old one (here or kept in the store), and a new arm whose seed's
+# control is of the old one, and name the --sweep that goes on with it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source examples/hydra_quote.sh
@@ -188,9 +188,11 @@ best_point() {  # the sweep point whose first-seed run reached the lowest valid 
 }
 
 # baseline_init STAGE SEED: `init`, the best sweep point's baseline checkpoint of SEED (restored
-# from the store when it was trained on another machine), and that point's `point` and `sweep_args`.
+# from the store when it was trained on another machine), and that point's `point` and
+# `sweep_args`; refused when SEED's control, which every arm of SEED is paired with, is of another point.
 baseline_init() {
     point_args "$(best_point)"
+    same_point "$1" "$exp/$subset/control_s$2"
     init="$exp/$subset/baseline_${point}_s$2/checkpoint_best.pt"
     restore "$1" "$(dirname "$init")"
     if [ ! -s "$init" ]; then
@@ -359,6 +361,7 @@ fi
 if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
     point_args "$(best_point)"
     for seed in $arm_seeds; do
+        same_point 10 "$exp/$subset/control_s$seed"  # the control these arms are paired with
         frame_dirs "$seed"
         for arm in $frame_arms; do
             case "$arm" in

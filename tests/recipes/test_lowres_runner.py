@@ -211,16 +211,27 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     assert "csl_frame_s1: trained elsewhere" in out and "w2v2_ctc_s1: trained elsewhere" in out
 
     # A new sweep point wins (here: a fake one, its kept curve at 0% valid CER): the runs of
-    # d0.1_m0.2 are refused, the local one (the control) and the kept one (slimIPL's), rather than
-    # resumed with the new point's dropout or counted as its.
+    # d0.1_m0.2 are refused rather than resumed with the new point's dropout or counted as its,
+    # the control here (its log says which point) or kept in the store (its facts), and so is a new
+    # arm whose seed's control is of the old point (it would be paired with it).
     new = store / "labeled_10min" / "baseline_d0.3_m0.6_s1"
     shutil.copytree(store / "labeled_10min" / "baseline_d0.1_m0.2_s1", new)
     (new / "valid_curve.tsv").write_text("num_updates\tloss\tuer\twer\n2\t1.0\t0.0\t0.0\n")
     two = ["--sweep", "d0.1_m0.2 d0.3_m0.6"]
-    for st, name, where in (("4", "control_s1", "hydra_train.log"), ("5", "slimipl_hard_s1", "facts.json")):
-        refused = subprocess.run(runner(tmp_path, "--seeds", "1", "--stage", st, "--stop-stage", st, *two),
-                                 cwd=REPO, env=env(), capture_output=True, text=True)
-        assert refused.returncode == 1 and f"{name}: refused" in refused.stdout, refused.stdout + refused.stderr
-        assert (f"{name} started from sweep point d0.1_m0.2" in refused.stderr and where in refused.stderr
-                and "now starts from d0.3_m0.6" in refused.stderr and "pass --sweep d0.1_m0.2" in refused.stderr)
-        assert "training" not in refused.stdout
+
+    def refused(stage, where, *more):
+        proc = subprocess.run(runner(tmp_path, "--seeds", "1", "--stage", stage, "--stop-stage", stage, *two, *more),
+                              cwd=REPO, env=env(), capture_output=True, text=True)
+        assert proc.returncode == 1 and "control_s1: refused" in proc.stdout, proc.stdout + proc.stderr
+        assert ("control_s1 started from sweep point d0.1_m0.2" in proc.stderr and where in proc.stderr
+                and "now starts from d0.3_m0.6" in proc.stderr and "pass --sweep d0.1_m0.2" in proc.stderr)
+        assert "training" not in proc.stdout
+
+    refused("4", "control_s1/hydra/hydra_train.log")
+    shutil.rmtree(exp / "labeled_10min" / "control_s1")  # as if trained on another machine
+    refused("4", "control_s1/facts.json")
+    for name in ("joint_s1",):  # an arm not run yet
+        shutil.rmtree(exp / "labeled_10min" / name)
+        shutil.rmtree(store / "labeled_10min" / name)
+    refused("10", "control_s1/facts.json", "--pretrain-arms", "joint")
+    assert not (exp / "labeled_10min" / "joint_s1").exists()
