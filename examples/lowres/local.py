@@ -24,7 +24,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from sslasr_data.files import write_text
-from sslasr_data.train_log import config_values, log_text, read_log, wall_seconds
+from sslasr_data.train_log import config_value, config_values, log_text, read_log, wall_seconds
 from sslasr_data.validate import read_manifest
 
 SPLITS = ("test", "test_ood")
@@ -54,8 +54,8 @@ def combine(data: Path, name: str, parts: Sequence[str]) -> None:
 
 def run_config(text: str) -> Dict[str, str]:
     """The task's `data` and `train_subset` as the run's log (its text) prints its config (empty if absent)."""
-    found = {"data": config_values(None, "task", ["data"], text)["data"],
-             "train_subset": config_values(None, "dataset", ["train_subset"], text)["train_subset"]}
+    found = {"data": config_value(None, "task", "data", text),
+             "train_subset": config_value(None, "dataset", "train_subset", text)}
     return found if all(found.values()) else {}
 
 
@@ -69,7 +69,7 @@ def sweep_point(text: str) -> Optional[str]:
     else the dropout and masking it trains with (a baseline, a fine-tuning after pre-training).
     None: the log prints no config."""
     for group, key in (("checkpoint", "finetune_from_model"), ("model", "init_encoder")):
-        m = STARTED_FROM.fullmatch(Path(config_values(None, group, [key], text)[key] or "").parent.name)
+        m = STARTED_FROM.fullmatch(Path(config_value(None, group, key, text) or "").parent.name)
         if m:
             return m.group(1)
     model = config_values(None, "model", ["dropout", "mask_prob"], text)

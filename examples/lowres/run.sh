@@ -366,11 +366,10 @@ if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
         for arm in $frame_arms; do
             case "$arm" in
                 csl|ce_pl) pre="$exp/$subset/${arm}_frame_pretrain_s$seed"; out="$exp/$subset/${arm}_frame_s$seed" ;;
-                joint) pre=; out="$exp/$subset/joint_s$seed" ;;
+                joint) out="$exp/$subset/joint_s$seed" ;;
                 *) pre="$exp/$subset/${arm}_pretrain_s$seed"; out="$exp/$subset/${arm}_ctc_s$seed" ;;
             esac
-            same_point 10 "$out"
-            if kept "$out"; then kept_log 10 "$out"; continue; fi
+            if kept "$out"; then same_point 10 "$out"; kept_log 10 "$out"; continue; fi  # run() checks the others
             if [ "$arm" = joint ]; then  # one run: contrastive and CTC updates alternate (1:1)
                 run 10 "$out" examples/joint joint "dataset.train_subset=$subset" task.unlabeled_subsets=unlabeled \
                     "optimization.max_update=$((pretrain_updates + ft_updates))" "common.seed=$seed" "${sweep_args[@]}"
