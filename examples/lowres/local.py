@@ -250,7 +250,7 @@ def _rate(errs, kind: str) -> float:
 
 def control_of(name: str) -> Optional[str]:
     """The compute-matched control of a run name (same labeled subset and seed), if it has one."""
-    match = re.match(r"(.*/)?(slimipl_\w+?|soft_\w+?|csl_\w+?|ce_pl_\w+?|w2v2_\w+?|joint\w*?)_s(\d+)$", name)
+    match = re.match(r"(.*/)?(slimipl_\w+?|soft_\w+?|csl_\w+?|ce_pl_\w+?|w2v2_\w+?|hubert_\w+?|joint\w*?)_s(\d+)$", name)
     return f"{match.group(1) or ''}control_s{match.group(3)}" if match else None
 
 
@@ -486,7 +486,10 @@ Protocol (`examples/lowres/run.sh`, one stage each):
   subset (`examples/ctc/finetune_w2v.yaml`, the baseline's dropout and masking);
 - *wav2vec 2.0* (`w2v2_ctc_s<seed>`, `w2v2_both_ctc_s<seed>`): the same pre-training and
   fine-tuning budgets with wav2vec 2.0's self-supervised loss (`examples/wav2vec2/pretrain_fbank.yaml`,
-  no teacher, no labels) on `unlabeled`, or on `unlabeled` + `unlabeled_ood`.  For these four
+  no teacher, no labels) on `unlabeled`, or on `unlabeled` + `unlabeled_ood`;
+- *HuBERT* (`hubert_ctc_s<seed>`): the same budgets with HuBERT's first iteration
+  (`examples/ssl/hubert_iter1.yaml`: masked prediction of 100 k-means clusters of the MFCCs of
+  `unlabeled`, `data_prep.hubert_labels`), fine-tuned as the others.  For these five
   arms the updates column counts the fine-tuning only; with the pre-training they equal the
   baseline's budget plus the control's (stage 10's defaults);
 - *joint masked CPC + CTC* (`joint_s<seed>`): one run from scratch whose updates alternate, one
@@ -497,7 +500,7 @@ Protocol (`examples/lowres/run.sh`, one stage each):
 
 CER and WER in %; valid is fairseq's letter error rate (word boundaries counted) of the selected
 checkpoint; ΔCER is an arm's CER minus its control's (same seed; a PL arm has the control's start and
-updates, a CSL, CE-PL, wav2vec 2.0 or joint run starts from scratch with the baseline's plus the control's updates),
+updates, a CSL, CE-PL, wav2vec 2.0, HuBERT or joint run starts from scratch with the baseline's plus the control's updates),
 over all its seeds, with a paired bootstrap 95% interval that resamples the test utterances (each
 one's errors summed over the seeds) and the difference relative to the controls' CER. That
 interval holds the test set's sampling noise, not the training seeds': those are in the min-max

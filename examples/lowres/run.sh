@@ -28,12 +28,15 @@
 #      (examples/ctc/finetune_w2v.yaml with the baseline's dropout and masking), --arm-seeds:
 #      CSL and CE-PL on stage 9's frame labels of `unlabeled` (examples/csl/csl.yaml, ce_pl.yaml),
 #      and wav2vec 2.0 (examples/wav2vec2/pretrain_fbank.yaml, no labels) on `unlabeled`, and on
-#      `unlabeled` + `unlabeled_ood` (manifest `unlabeled_both`, made in --data); pre-training plus
+#      `unlabeled` + `unlabeled_ood` (manifest `unlabeled_both`, made in --data); HuBERT's first
+#      iteration (examples/ssl/hubert_iter1.yaml) on `unlabeled`, predicting k-means clusters
+#      (--km-clusters, 100 as the paper's) of its MFCCs (data_prep.hubert_labels, k-means learned on
+#      `unlabeled`), its LR warmed up over the paper's 8% of the updates; pre-training plus
 #      fine-tuning updates equal the baseline's budget plus the control's by default; and joint
 #      masked CPC + CTC from scratch (examples/joint/joint.yaml, its 1:1 updates and LR ratio: the
 #      paper's 20:1 LR ratio trained CTC too slowly at this size, docs/results/joint.md) on
 #      `unlabeled` + the labeled subset, with the same total updates and the baseline's dropout and
-#      masking; --pretrain-arms (also --frame-arms) picks them: csl ce_pl w2v2 w2v2_both joint, so
+#      masking; --pretrain-arms (also --frame-arms) picks them: csl ce_pl w2v2 w2v2_both hubert joint, so
 #      that two processes can run two side by side
 #  11  rebuild the results page and plots from the runs' logs and decodes
 #
@@ -57,7 +60,8 @@ stage=0; stop_stage=11; preset=lowres; labeled=10min; seeds="1 2 3"; arm_seeds=
 data=data/lowres; exp=exp/lowres; page=docs/results/lowres.md
 oracle_updates=5000; base_updates=4000; patience=6; pl_updates=3000; interval=250
 sweep="d0.1_m0.2 d0.2_m0.4 d0.3_m0.6"; max_tokens=640000; decode_splits="test test_ood"
-teacher_updates=1000; pretrain_updates=4000; ft_updates=3000; classes=500; min_frames=30; frame_arms="csl ce_pl w2v2 w2v2_both joint"
+teacher_updates=1000; pretrain_updates=4000; ft_updates=3000; classes=500; min_frames=30; km_clusters=100
+frame_arms="csl ce_pl w2v2 w2v2_both hubert joint"
 while [ $# -gt 0 ]; do
     case "$1" in
         --stage) stage=$2 ;; --stop-stage) stop_stage=$2 ;; --preset) preset=$2 ;; --labeled) labeled=$2 ;;
@@ -67,14 +71,14 @@ while [ $# -gt 0 ]; do
         --decode-splits) decode_splits=$2 ;; --arm-seeds) arm_seeds=$2 ;;
         --teacher-updates) teacher_updates=$2 ;; --pretrain-updates) pretrain_updates=$2 ;;
         --ft-updates) ft_updates=$2 ;; --classes) classes=$2 ;; --min-frames) min_frames=$2 ;;
-        --pretrain-arms|--frame-arms) frame_arms=$2 ;;
+        --pretrain-arms|--frame-arms) frame_arms=$2 ;; --km-clusters) km_clusters=$2 ;;
         *) echo "error: unknown option $1 (see the head of $0)" >&2; exit 2 ;;
     esac
     shift 2
 done
 for arm in $frame_arms; do
-    case "$arm" in csl|ce_pl|w2v2|w2v2_both|joint) ;;
-        *) echo "error: --pretrain-arms takes csl, ce_pl, w2v2, w2v2_both and joint, not '$arm'" >&2; exit 2 ;; esac
+    case "$arm" in csl|ce_pl|w2v2|w2v2_both|hubert|joint) ;;
+        *) echo "error: --pretrain-arms takes csl, ce_pl, w2v2, w2v2_both, hubert and joint, not '$arm'" >&2; exit 2 ;; esac
 done
 data=$(realpath -m "$data"); exp=$(realpath -m "$exp")
 hq_check "$data" "$exp"
@@ -392,6 +396,17 @@ if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
                     fi
                     prepare 10 "$pre" examples/wav2vec2 pretrain_fbank "dataset.train_subset=$split" \
                         "optimization.max_update=$pretrain_updates" "common.seed=$seed" ;;
+                hubert)  # iteration 1: clusters of MFCCs, learned on and labelling `unlabeled` (and valid)
+                    km="$exp/$subset/hubert_km_s$seed"
+                    if [ ! -f "$pre/TRAINED" ] && [ ! -s "$km/labels.json" ]; then  # hubert_labels resumes
+                        log 10 "${km#"$exp"/}: $km_clusters k-means clusters of MFCCs, labels of unlabeled and valid"
+                        python -m data_prep.hubert_labels --data "$data" --out "$km" --features mfcc \
+                            --clusters "$km_clusters" --train-split unlabeled --splits unlabeled valid --seed "$seed" \
+                            --no-progress
+                    fi
+                    prepare 10 "$pre" examples/ssl hubert_iter1 "task.label_dir=$(hq "$km")" \
+                        dataset.train_subset=unlabeled "optimization.max_update=$pretrain_updates" \
+                        "lr_scheduler.warmup_updates=$(( (pretrain_updates * 8 + 99) / 100 ))" "common.seed=$seed" ;;
             esac
             # fine-tuning keeps finetune_w2v.yaml's share of frozen-encoder updates (1 in 5)
             run 10 "$out" examples/ctc finetune_w2v \

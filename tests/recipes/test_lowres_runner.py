@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 TINY = ["--preset", "tiny", "--sweep", "d0.1_m0.2", "--oracle-updates", "3", "--base-updates", "3",
         "--pl-updates", "4", "--interval", "2", "--patience", "2", "--decode-splits", "test_ood",
-        "--teacher-updates", "3", "--pretrain-updates", "3", "--ft-updates", "4", "--classes", "40", "--min-frames", "5"]
+        "--teacher-updates", "3", "--pretrain-updates", "3", "--ft-updates", "4", "--classes", "40", "--min-frames", "5",
+        "--km-clusters", "5"]
 
 
 def runner(tmp: Path, *args):
@@ -47,10 +48,10 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
             "labeled_10min/slimipl_oracle_ood_s1", "labeled_10min/soft_ctc_mix_s1", "labeled_10min/soft_ctc_mix_both_s1",
             "labeled_10min/slimipl_lm_s1", "labeled_10min/slimipl_lm_ood_s1", "labeled_10min/csl_frame_s1",
             "labeled_10min/ce_pl_frame_s1", "labeled_10min/w2v2_ctc_s1", "labeled_10min/w2v2_both_ctc_s1",
-            "labeled_10min/joint_s1"]
+            "labeled_10min/hubert_ctc_s1", "labeled_10min/joint_s1"]
     prepared = ["labeled_10min/frame_teacher_s1", "labeled_10min/csl_frame_pretrain_s1",
                 "labeled_10min/ce_pl_frame_pretrain_s1", "labeled_10min/w2v2_pretrain_s1",
-                "labeled_10min/w2v2_both_pretrain_s1"]
+                "labeled_10min/w2v2_both_pretrain_s1", "labeled_10min/hubert_pretrain_s1"]
     for name in runs:
         assert (exp / name / "DONE").exists(), out
         assert (exp / name / "decode_test_ood" / "generate-test_ood.txt").stat().st_size > 0
@@ -106,6 +107,19 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
         assert f"'train_subset': '{split}'" in pre_log and "'_name': 'wav2vec'" in pre_log
         ft_log = (exp / f"labeled_10min/{arm}_ctc_s1/hydra/hydra_train.log").read_text()
         assert f"{arm}_pretrain_s1/checkpoint_last.pt" in ft_log and "num_updates 4" in ft_log
+    # HuBERT's first iteration: k-means clusters of `unlabeled`'s MFCCs (learned there, with this
+    # seed) label `unlabeled` and valid; the model pre-trains on them with the paper's 8% warm-up
+    # (1 of 3 updates, rounded up) and fine-tunes like the others.
+    km = exp / "labeled_10min/hubert_km_s1"
+    km_req = json.loads((km / "labels.json").read_text())["request"]
+    assert (km_req["features"], km_req["clusters"], km_req["train_split"], km_req["seed"]) == ("mfcc", 5, "unlabeled", 1)
+    assert len((km / "unlabeled.km").read_text().splitlines()) == len(rows("unlabeled")) - 1
+    assert (km / "valid.km").stat().st_size > 0
+    pre_log = (exp / "labeled_10min/hubert_pretrain_s1/hydra/hydra_train.log").read_text()
+    assert "'_name': 'sslasr_hubert'" in pre_log and str(km) in pre_log and "'train_subset': 'unlabeled'" in pre_log
+    assert "'warmup_updates': 1" in pre_log and "'max_update': 3" in pre_log
+    ft_log = (exp / "labeled_10min/hubert_ctc_s1/hydra/hydra_train.log").read_text()
+    assert "hubert_pretrain_s1/checkpoint_last.pt" in ft_log and "num_updates 4" in ft_log
     # Joint masked CPC + CTC: one run from scratch, contrastive updates on unlabeled + labeled audio
     # alternating with CTC updates, the pre-training arms' total (3 + 4) with the baseline's masking.
     joint_log = (exp / "labeled_10min/joint_s1/hydra/hydra_train.log").read_text()
@@ -154,7 +168,7 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     assert "joint" not in one
     bad = subprocess.run(runner(tmp_path, "--stage", "10", "--pretrain-arms", "csl cpc"), cwd=REPO, env=env(),
                          capture_output=True, text=True)
-    assert bad.returncode == 2 and "--pretrain-arms takes csl, ce_pl, w2v2, w2v2_both and joint, not 'cpc'" in bad.stderr
+    assert bad.returncode == 2 and "--pretrain-arms takes csl, ce_pl, w2v2, w2v2_both, hubert and joint, not 'cpc'" in bad.stderr
 
     # Stage 3 with a second seed: kill its training after the first checkpoint, then resume.
     cmd = runner(tmp_path, "--seeds", "1 2", "--stage", "3", "--stop-stage", "3", "--base-updates", "8")

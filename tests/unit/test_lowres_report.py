@@ -28,6 +28,7 @@ def test_names_pair_arms_with_their_controls(local):
     assert local.control_of("labeled_10min/w2v2_both_ctc_s3") == "labeled_10min/control_s3"
     assert local.arm_of("labeled_10min/w2v2_ctc_s1") == ("labeled_10min/w2v2_ctc", 1)
     assert local.control_of("labeled_10min/joint_s2") == "labeled_10min/control_s2"
+    assert local.control_of("labeled_10min/hubert_ctc_s1") == "labeled_10min/control_s1"
 
 
 def test_combine_joins_splits_of_one_root_and_refuses_others(local, tmp_path):
