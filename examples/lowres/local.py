@@ -484,6 +484,8 @@ Protocol (`examples/lowres/run.sh`, one stage each):
   by frame; a student pre-trained from scratch on those labels (CSL's contrastive loss with
   label-aware batching, or CE-PL's frame cross-entropy) is fine-tuned with CTC on the labeled
   subset (`examples/ctc/finetune_w2v.yaml`, the baseline's dropout and masking);
+  `csl_frame_oracle_s<seed>` and `ce_pl_frame_oracle_s<seed>`, their ceiling: the same runs on frame
+  labels from `unlabeled`'s true transcripts, aligned by the baseline into the same classes (no teacher);
 - *wav2vec 2.0* (`w2v2_ctc_s<seed>`, `w2v2_both_ctc_s<seed>`): the same pre-training and
   fine-tuning budgets with wav2vec 2.0's self-supervised loss (`examples/wav2vec2/pretrain_fbank.yaml`,
   no teacher, no labels) on `unlabeled`, or on `unlabeled` + `unlabeled_ood`;

@@ -36,8 +36,11 @@
 #      masked CPC + CTC from scratch (examples/joint/joint.yaml, its 1:1 updates and LR ratio: the
 #      paper's 20:1 LR ratio trained CTC too slowly at this size, docs/results/joint.md) on
 #      `unlabeled` + the labeled subset, with the same total updates and the baseline's dropout and
-#      masking; --pretrain-arms (also --frame-arms) picks them: csl ce_pl w2v2 w2v2_both hubert joint, so
-#      that two processes can run two side by side
+#      masking; and, as the ceiling of CSL and CE-PL, `csl_oracle` and `ce_pl_oracle`: the same two
+#      on frame labels from the true transcripts of `unlabeled`, aligned by the seed's baseline into
+#      stage 9's classes (the labeled subset's alignment fits them again, as it did there), no teacher;
+#      --pretrain-arms (also --frame-arms) picks them: csl ce_pl w2v2 w2v2_both hubert joint
+#      csl_oracle ce_pl_oracle (the last two not by default), so that two processes can run two side by side
 #  11  rebuild the results page and plots from the runs' logs and decodes
 #
 # Every run selects its checkpoint on valid CER and is decoded (greedy CTC) on test and test_ood;
@@ -77,8 +80,9 @@ while [ $# -gt 0 ]; do
     shift 2
 done
 for arm in $frame_arms; do
-    case "$arm" in csl|ce_pl|w2v2|w2v2_both|hubert|joint) ;;
-        *) echo "error: --pretrain-arms takes csl, ce_pl, w2v2, w2v2_both, hubert and joint, not '$arm'" >&2; exit 2 ;; esac
+    case "$arm" in csl|ce_pl|w2v2|w2v2_both|hubert|joint|csl_oracle|ce_pl_oracle) ;;
+        *) echo "error: --pretrain-arms takes csl, ce_pl, w2v2, w2v2_both, hubert, joint, csl_oracle and ce_pl_oracle, not '$arm'" >&2
+           exit 2 ;; esac
 done
 data=$(realpath -m "$data"); exp=$(realpath -m "$exp")
 hq_check "$data" "$exp"
@@ -370,6 +374,9 @@ if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
         for arm in $frame_arms; do
             case "$arm" in
                 csl|ce_pl) pre="$exp/$subset/${arm}_frame_pretrain_s$seed"; out="$exp/$subset/${arm}_frame_s$seed" ;;
+                csl_oracle|ce_pl_oracle)
+                    pre="$exp/$subset/${arm%_oracle}_frame_oracle_pretrain_s$seed"
+                    out="$exp/$subset/${arm%_oracle}_frame_oracle_s$seed" ;;
                 joint) out="$exp/$subset/joint_s$seed" ;;
                 *) pre="$exp/$subset/${arm}_pretrain_s$seed"; out="$exp/$subset/${arm}_ctc_s$seed" ;;
             esac
@@ -388,6 +395,22 @@ if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
                     same_point 10 "$teacher"
                     prepare 10 "$pre" examples/csl "$arm" "task.label_dir=$(hq "$frame_pl")" \
                         "optimization.max_update=$pretrain_updates" "common.seed=$seed" ;;
+                csl_oracle|ce_pl_oracle)  # true transcripts aligned into stage 9's classes, no teacher
+                    oracle_frames="$exp/$subset/frame_oracle_s$seed"
+                    if [ ! -f "$pre/TRAINED" ] && [ ! -s "$oracle_frames/units.json" ]; then  # align resumes a split
+                        baseline_init 10 "$seed"
+                        log 10 "${oracle_frames#"$exp"/}: $subset, unlabeled and valid aligned with their true transcripts by seed $seed's baseline"
+                        python -m data_prep.align --ctc "$init" --data "$data" --splits "$subset" unlabeled valid \
+                            --out "$oracle_frames" --classes "$classes" --min-frames "$min_frames" --no-progress
+                    fi
+                    if [ -s "$units/units.json" ] && ! { cmp -s "$units/dict.unit.txt" "$oracle_frames/dict.unit.txt" \
+                            && cmp -s "$units/$subset.unit" "$oracle_frames/$subset.unit"; }; then
+                        echo "error: the classes of $oracle_frames are not those of $units (stage 9's):" \
+                            "they were fitted on another alignment of $subset; remove $oracle_frames and run again" >&2
+                        exit 1
+                    fi
+                    prepare 10 "$pre" examples/csl "${arm%_oracle}" "task.label_dir=$(hq "$oracle_frames")" \
+                        "task.labels=[unit]" "optimization.max_update=$pretrain_updates" "common.seed=$seed" ;;
                 w2v2|w2v2_both)
                     split=unlabeled
                     [ "$arm" = w2v2_both ] && split=unlabeled_both

@@ -35,7 +35,7 @@ def env():
 
 
 def run(cmd):
-    proc = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True, timeout=1500)
+    proc = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True, timeout=2400)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return proc.stdout
 
@@ -168,7 +168,30 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     assert "joint" not in one
     bad = subprocess.run(runner(tmp_path, "--stage", "10", "--pretrain-arms", "csl cpc"), cwd=REPO, env=env(),
                          capture_output=True, text=True)
-    assert bad.returncode == 2 and "--pretrain-arms takes csl, ce_pl, w2v2, w2v2_both, hubert and joint, not 'cpc'" in bad.stderr
+    assert bad.returncode == 2 and ("--pretrain-arms takes csl, ce_pl, w2v2, w2v2_both, hubert, joint, csl_oracle and "
+                                    "ce_pl_oracle, not 'cpc'") in bad.stderr
+    # CSL's and CE-PL's ceiling (not run by default): the same runs on `unlabeled`'s true transcripts,
+    # aligned by the baseline into stage 9's classes (fitted again on the same alignment), no teacher.
+    out = run(runner(tmp_path, "--seeds", "1", "--stage", "10", "--stop-stage", "10",
+                     "--pretrain-arms", "csl_oracle ce_pl_oracle"))
+    oracle = exp / "labeled_10min/frame_oracle_s1"
+    assert "frame_oracle_s1: labeled_10min, unlabeled and valid aligned with their true transcripts" in out
+    for name in ("dict.unit.txt", "labeled_10min.unit"):
+        assert (oracle / name).read_bytes() == (units / name).read_bytes()
+    assert len((oracle / "unlabeled.unit").read_text().splitlines()) == len(rows("unlabeled")) - 1
+    for arm in ("csl", "ce_pl"):
+        pre_log = (exp / f"labeled_10min/{arm}_frame_oracle_pretrain_s1/hydra/hydra_train.log").read_text()
+        assert str(oracle) in pre_log and "'labels': ['unit']" in pre_log and "'train_subset': 'unlabeled'" in pre_log
+        ft_log = (exp / f"labeled_10min/{arm}_frame_oracle_s1/hydra/hydra_train.log").read_text()
+        assert f"{arm}_frame_oracle_pretrain_s1/checkpoint_last.pt" in ft_log and "num_updates 4" in ft_log
+        assert (exp / f"labeled_10min/{arm}_frame_oracle_s1/DONE").exists()
+    classes = (units / "dict.unit.txt").read_text()
+    (units / "dict.unit.txt").write_text("other 1\n")  # classes that are not stage 9's are refused
+    proc = subprocess.run(runner(tmp_path, "--seeds", "1", "--stage", "10", "--stop-stage", "10",
+                                 "--pretrain-arms", "ce_pl_oracle"), cwd=REPO, env=env(), capture_output=True, text=True)
+    assert proc.returncode == 1 and f"the classes of {oracle} are not those of {units}" in proc.stderr
+    assert "skipped" not in proc.stdout
+    (units / "dict.unit.txt").write_text(classes)
 
     # Stage 3 with a second seed: kill its training after the first checkpoint, then resume.
     cmd = runner(tmp_path, "--seeds", "1 2", "--stage", "3", "--stop-stage", "3", "--base-updates", "8")
@@ -215,6 +238,8 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     assert "baseline_d0.1_m0.2_s1/checkpoint_best.pt" in control_log and "num_updates 4" in control_log
     assert (exp / "labeled_10min" / "baseline_d0.1_m0.2_s1" / "RESTORED").exists()
     run(runner(tmp_path, "--seeds", "1", "--stage", "11", "--stop-stage", "11"))
+    page = (tmp_path / "page" / "lowres.md").read_text()
+    assert "| labeled_10min/csl_frame_oracle | labeled_10min/ce_pl_frame_oracle |" in page  # the ceiling's pair
     assert (store / "labeled_10min" / "baseline_d0.1_m0.2_s1" / "facts.json").read_text() == facts_before
     # Stages 9-10 on such a machine: students whose figures are kept need no teacher, no pre-training.
     for name in ("frame_teacher_s1", "frame_units_s1", "frame_pl_s1", "csl_frame_s1", "csl_frame_pretrain_s1",
