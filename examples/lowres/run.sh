@@ -403,8 +403,9 @@ if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
                         python -m data_prep.align --ctc "$init" --data "$data" --splits "$subset" unlabeled valid \
                             --out "$oracle_frames" --classes "$classes" --min-frames "$min_frames" --no-progress
                     fi
-                    if [ -s "$units/units.json" ] && ! { cmp -s "$units/dict.unit.txt" "$oracle_frames/dict.unit.txt" \
-                            && cmp -s "$units/$subset.unit" "$oracle_frames/$subset.unit"; }; then
+                    if [ -s "$units/units.json" ] && [ -s "$oracle_frames/units.json" ] \
+                            && ! { cmp -s "$units/dict.unit.txt" "$oracle_frames/dict.unit.txt" \
+                                   && cmp -s "$units/$subset.unit" "$oracle_frames/$subset.unit"; }; then
                         echo "error: the classes of $oracle_frames are not those of $units (stage 9's):" \
                             "they were fitted on another alignment of $subset; remove $oracle_frames and run again" >&2
                         exit 1
