@@ -21,6 +21,11 @@ CSL's frame teacher (examples/csl/teacher.yaml).
 
    keeps each utterance's class sequence and moves the boundaries to the teacher's best
    left-to-right path through its frame posteriors (Viterbi, every class at least one frame).
+4. Other data in classes fitted before: --ctc with --units aligns --splits (none of them need be
+   the fitted split) and labels their frames with the classes of --units' output, unchanged:
+
+       python -m data_prep.align --ctc exp/demo_ctc/checkpoint_best.pt --units data/demo_units \
+           --data data/demo --splits unlabeled valid --out data/demo_units_unlabeled
 
 Writes into --out: {split}.ali (frames, then TOKEN:first-frame per segment), {split}.unit (one
 class per encoder frame), dict.unit.txt, units.json (the classes and how they were made).
@@ -252,32 +257,42 @@ def write_labels(out_dir: Path, split: str, tied: TiedUnits) -> Path:
 def align(data: str, splits: Sequence[str], out: str, ctc: Optional[str] = None, classes: int = 500,
           min_frames: int = 30, realign_with: Optional[str] = None, units: Optional[str] = None,
           batch_size: int = 8, overwrite: bool = False, progress: bool = True, rule: str = "midpoint") -> Path:
-    """Align ``splits`` and label their frames with tied classes (fitted on ``splits[0]``); with
-    ``realign_with`` (a frame teacher) and ``units`` (an earlier output), re-align instead."""
+    """Align ``splits`` and label their frames with tied classes (fitted on ``splits[0]``, or
+    ``units``' classes, an earlier output's, where given); with ``realign_with`` (a frame teacher)
+    and ``units``, re-align that output's alignment instead."""
     out_dir = Path(out)
     meta_path = out_dir / "units.json"
     if meta_path.exists() and not overwrite:
         raise AlignError(f"{meta_path} exists; pass --overwrite to align again")
     if (ctc is None) == (realign_with is None):
-        raise AlignError("give either --ctc (a CTC model aligns the transcripts) or --realign-with and --units")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if realign_with is None:
-        model, dictionary = load_teacher(ctc, data)
-        for split in splits:
-            align_split(model, dictionary, data, split, out_dir, batch_size, overwrite, progress, rule=rule)
-        alignments = (out_dir / f"{splits[0]}.ali").read_text().splitlines()
-        names = tie_units(unit_statistics(data, splits[0], alignments), classes, min_frames)
-        meta = {"aligner": str(Path(ctc).resolve()), "fit_split": splits[0], "classes_asked": classes,
-                "min_frames": min_frames, "label_rate": frame_rate(model),
-                "rule": f"CTC forced alignment, segment rule '{rule}' (data_prep/align.py)"}
-    else:
-        if units is None:
-            raise AlignError("--realign-with needs --units, the output of the alignment to refine")
+        raise AlignError("give either --ctc (a CTC model aligns the transcripts; with --units, into that earlier "
+                         "output's classes) or --realign-with and --units")
+    if realign_with is not None and units is None:
+        raise AlignError("--realign-with needs --units, the output of the alignment to refine")
+    if units is not None:
         previous = Path(units) / "units.json"
         if not previous.exists():
             raise AlignError(f"{previous} does not exist; --units must be an output directory of data_prep.align")
-        meta = json.loads(previous.read_text())
-        names = {tuple(k.split(" ")): v for k, v in meta["units"].items()}
+        earlier = json.loads(previous.read_text())
+        names = {tuple(k.split(" ")): v for k, v in earlier["units"].items()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rule_text = f"CTC forced alignment, segment rule '{rule}' (data_prep/align.py)"
+    if realign_with is None:
+        model, dictionary = load_teacher(ctc, data)
+        if units is not None and earlier["label_rate"] != frame_rate(model):
+            raise AlignError(f"{ctc} makes {frame_rate(model)} frames/s but the classes of {previous} label "
+                             f"{earlier['label_rate']}: align with a CTC model of the encoder that made them")
+        for split in splits:
+            align_split(model, dictionary, data, split, out_dir, batch_size, overwrite, progress, rule=rule)
+        if units is None:
+            alignments = (out_dir / f"{splits[0]}.ali").read_text().splitlines()
+            names = tie_units(unit_statistics(data, splits[0], alignments), classes, min_frames)
+            meta = {"aligner": str(Path(ctc).resolve()), "fit_split": splits[0], "classes_asked": classes,
+                    "min_frames": min_frames, "label_rate": frame_rate(model), "rule": rule_text}
+        else:  # the earlier output's classes (its fit_split, classes_asked, min_frames) on these splits
+            meta = dict(earlier, aligner=str(Path(ctc).resolve()), classes_from=str(Path(units).resolve()),
+                        rule=rule_text)
+    else:
         model, dictionary = load_teacher(realign_with, data)
         missing = sorted({v for v in names.values()} - set(dictionary.symbols))
         if missing:
@@ -289,7 +304,7 @@ def align(data: str, splits: Sequence[str], out: str, ctc: Optional[str] = None,
             index = {u: dictionary.index(tied(u)) - dictionary.nspecial
                      for line in old for u in contexts(parse_ali(line, str(Path(units) / f"{split}.ali"))[1])}
             align_split(model, dictionary, data, split, out_dir, batch_size, overwrite, progress, (old, index))
-        meta = dict(meta, aligner=str(Path(realign_with).resolve()), realigned_from=str(Path(units).resolve()),
+        meta = dict(earlier, aligner=str(Path(realign_with).resolve()), realigned_from=str(Path(units).resolve()),
                     rule="Viterbi re-alignment of the class sequence through the frame teacher's posteriors")
     for split in splits:
         write_labels(out_dir, split, TiedUnits(names))
@@ -299,7 +314,8 @@ def align(data: str, splits: Sequence[str], out: str, ctc: Optional[str] = None,
             counts[c] = counts.get(c, 0) + 1
     class_names = sorted(set(names.values()))
     write_text(out_dir / f"dict.{LABEL}.txt", "".join(f"{c} {counts.get(c, 0)}\n" for c in class_names))
-    meta.update(classes=len(class_names), frames_per_class={c: counts.get(c, 0) for c in class_names},
+    meta.update(classes=len(class_names), counted_split=splits[0],
+                frames_per_class={c: counts.get(c, 0) for c in class_names},
                 units={_unit_key(u): v for u, v in sorted(names.items())})
     write_text(meta_path, json.dumps(meta, indent=1) + "\n")
     return out_dir
@@ -309,7 +325,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="directory with {split}.tsv and {split}.ltr")
     parser.add_argument("--splits", nargs="+", default=["labeled", "valid"],
-                        help="splits to align; the classes are fitted on the first")
+                        help="splits to align; the classes are fitted on the first (unless --units gives them)")
     parser.add_argument("--out", required=True, help="output directory (task.label_dir of the teacher's training)")
     parser.add_argument("--ctc", help="CTC checkpoint that aligns the transcripts")
     parser.add_argument("--classes", type=int, default=500, help="most context-dependent classes (tens to thousands)")
@@ -318,7 +334,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="midpoint: boundaries halfway between CTC spikes; spike: from one spike to the next "
                         "(the CTC pseudo-labels' rule, for comparison)")
     parser.add_argument("--realign-with", help="frame teacher checkpoint that re-aligns --units' alignment")
-    parser.add_argument("--units", help="an earlier output directory of this tool (with --realign-with)")
+    parser.add_argument("--units", help="an earlier output directory of this tool: with --realign-with, the alignment "
+                        "to refine; with --ctc, the classes to label --splits with (none are fitted)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--overwrite", action="store_true", help="replace finished outputs in --out")
     parser.add_argument("--no-progress", action="store_true")

@@ -104,6 +104,16 @@ def check_point(run: Path, store_run: Path, point: str, sweep: str) -> None:
             f"benchmark, or move {run} and {store_run} aside to train the run again from {point}")
 
 
+def same_classes(labels: Path, classes: Path) -> None:
+    """Refuses frame labels (a data_prep.align output) whose context-dependent classes are not those
+    of ``classes`` (stage 9's, which the CSL and CE-PL arms they are the ceiling of learn): the same
+    letters in context must map to the same class names."""
+    mine, theirs = (json.loads((d / "units.json").read_text())["units"] for d in (labels, classes))
+    if mine != theirs:
+        raise SystemExit(f"error: the classes of {labels} are not those of {classes} (stage 9's): they were fitted "
+                         f"on another alignment; remove {labels} and run again")
+
+
 def subset_minutes(data: Path, subset: str) -> Optional[float]:
     """Minutes of 16 kHz audio in ``data/subset.tsv`` (None if the manifest is gone)."""
     tsv = data / f"{subset}.tsv"
@@ -627,6 +637,9 @@ def main(argv=None) -> int:
     p.add_argument("--store-run", type=Path, required=True, help="the run's folder in the page's store")
     p.add_argument("--point", required=True)
     p.add_argument("--sweep", default="", help="the sweep the point was chosen from (for the message)")
+    p = sub.add_parser("same-classes", help="refuse frame labels in other classes than stage 9's")
+    p.add_argument("labels", type=Path)
+    p.add_argument("classes", type=Path)
     p = sub.add_parser("carry")
     p.add_argument("--run", type=Path, required=True)
     p.add_argument("--to", type=Path, required=True)
@@ -652,6 +665,8 @@ def main(argv=None) -> int:
         carry(args.run, args.to)
     elif args.cmd == "check-point":
         check_point(args.run, args.store_run, args.point, args.sweep)
+    elif args.cmd == "same-classes":
+        same_classes(args.labels, args.classes)
     elif args.cmd == "check-budget":
         check_budget(args.run, args.max_update)
     elif args.cmd == "label-quality":

@@ -38,7 +38,7 @@
 #      `unlabeled` + the labeled subset, with the same total updates and the baseline's dropout and
 #      masking; and, as the ceiling of CSL and CE-PL, `csl_oracle` and `ce_pl_oracle`: the same two
 #      on frame labels from the true transcripts of `unlabeled`, aligned by the seed's baseline into
-#      stage 9's classes (the labeled subset's alignment fits them again, as it did there), no teacher;
+#      stage 9's classes (data_prep.align --ctc with --units: labelled in them, nothing fitted), no teacher;
 #      --pretrain-arms (also --frame-arms) picks them: csl ce_pl w2v2 w2v2_both hubert joint
 #      csl_oracle ce_pl_oracle (the last two not by default), so that two processes can run two side by side
 #  11  rebuild the results page and plots from the runs' logs and decodes
@@ -330,6 +330,17 @@ frame_dirs() {
     units="$exp/$subset/frame_units_s$1"; teacher="$exp/$subset/frame_teacher_s$1"; frame_pl="$exp/$subset/frame_pl_s$1"
 }
 
+# frame_classes STAGE SEED: the seed's context-dependent classes in $units (frame_dirs), fitted on
+# $subset as aligned by the seed's baseline (deterministic: a removed $units comes back the same).
+frame_classes() {
+    baseline_init "$1" "$2"
+    if [ ! -s "$units/units.json" ]; then  # data_prep.align resumes a split it left unfinished
+        log "$1" "${units#"$exp"/}: $subset and valid aligned by seed $2's baseline, $classes classes at most"
+        python -m data_prep.align --ctc "$init" --data "$data" --splits "$subset" valid --out "$units" \
+            --classes "$classes" --min-frames "$min_frames" --no-progress
+    fi
+}
+
 # students SEED: stage 10's CSL and CE-PL runs of SEED (of --pretrain-arms), into `students`.
 students() {
     local arm
@@ -348,13 +359,8 @@ if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
             log 9 "seed $seed: no CSL or CE-PL run to train (--pretrain-arms, or their figures kept in $store), no teacher"
             continue
         fi
-        baseline_init 9 "$seed"
         frame_dirs "$seed"
-        if [ ! -s "$units/units.json" ]; then  # data_prep.align resumes a split it left unfinished
-            log 9 "${units#"$exp"/}: $subset and valid aligned by seed $seed's baseline, $classes classes at most"
-            python -m data_prep.align --ctc "$init" --data "$data" --splits "$subset" valid --out "$units" \
-                --classes "$classes" --min-frames "$min_frames" --no-progress
-        fi
+        frame_classes 9 "$seed"
         same_point 9 "$teacher"
         prepare 9 "$teacher" examples/csl teacher "task.label_dir=$(hq "$units")" "model.init_encoder=$(hq "$init")" \
             "dataset.train_subset=$subset" "optimization.max_update=$teacher_updates" "common.seed=$seed"
@@ -397,18 +403,14 @@ if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
                         "optimization.max_update=$pretrain_updates" "common.seed=$seed" ;;
                 csl_oracle|ce_pl_oracle)  # true transcripts aligned into stage 9's classes, no teacher
                     oracle_frames="$exp/$subset/frame_oracle_s$seed"
-                    if [ ! -f "$pre/TRAINED" ] && [ ! -s "$oracle_frames/units.json" ]; then  # align resumes a split
-                        baseline_init 10 "$seed"
-                        log 10 "${oracle_frames#"$exp"/}: $subset, unlabeled and valid aligned with their true transcripts by seed $seed's baseline"
-                        python -m data_prep.align --ctc "$init" --data "$data" --splits "$subset" unlabeled valid \
-                            --out "$oracle_frames" --classes "$classes" --min-frames "$min_frames" --no-progress
-                    fi
-                    if [ -s "$units/units.json" ] && [ -s "$oracle_frames/units.json" ] \
-                            && ! { cmp -s "$units/dict.unit.txt" "$oracle_frames/dict.unit.txt" \
-                                   && cmp -s "$units/$subset.unit" "$oracle_frames/$subset.unit"; }; then
-                        echo "error: the classes of $oracle_frames are not those of $units (stage 9's):" \
-                            "they were fitted on another alignment of $subset; remove $oracle_frames and run again" >&2
-                        exit 1
+                    if [ ! -f "$pre/TRAINED" ]; then
+                        frame_classes 10 "$seed"
+                        if [ ! -s "$oracle_frames/units.json" ]; then  # align resumes a split
+                            log 10 "${oracle_frames#"$exp"/}: unlabeled and valid aligned with their true transcripts by seed $seed's baseline, in ${units#"$exp"/}'s classes"
+                            python -m data_prep.align --ctc "$init" --units "$units" --data "$data" \
+                                --splits unlabeled valid --out "$oracle_frames" --no-progress
+                        fi
+                        python examples/lowres/local.py same-classes "$oracle_frames" "$units"
                     fi
                     prepare 10 "$pre" examples/csl "${arm%_oracle}" "task.label_dir=$(hq "$oracle_frames")" \
                         "task.labels=[unit]" "optimization.max_update=$pretrain_updates" "common.seed=$seed" ;;

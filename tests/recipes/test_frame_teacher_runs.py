@@ -151,3 +151,25 @@ def test_teacher_realigns_the_labeled_data(teacher, units, tiny_corpus, tmp_path
         assert [[t.rsplit(":", 1)[0] for t in row] for row in new] == [[t.rsplit(":", 1)[0] for t in row] for row in old]
     assert json.loads((out / "units.json").read_text())["units"] == json.loads((units / "units.json").read_text())["units"]
     assert (out / "dict.unit.txt").read_text().split()[::2] == (units / "dict.unit.txt").read_text().split()[::2]
+
+
+def test_ctc_aligns_other_splits_into_earlier_classes(units, ctc_checkpoint, tiny_corpus, tmp_path):
+    """--ctc with --units: other data labelled in classes fitted before, none fitted again (the
+    low-resource benchmark's frame-label ceiling: unlabeled audio's true transcripts in stage 9's classes)."""
+    out = tmp_path / "unlabeled_units"
+    run_cli([sys.executable, "-m", "data_prep.align", "--data", tiny_corpus, "--splits", "unlabeled", "valid",
+             "--out", out, "--no-progress", "--ctc", ctc_checkpoint, "--units", units])
+    for split in ("unlabeled", "valid"):
+        _check_alignment(out, tiny_corpus, split)
+    meta, earlier = (json.loads((d / "units.json").read_text()) for d in (out, units))
+    assert meta["units"] == earlier["units"] and meta["fit_split"] == "labeled" and meta["counted_split"] == "unlabeled"
+    assert meta["classes_from"] == str(units.resolve())
+    assert (out / "dict.unit.txt").read_text().split()[::2] == (units / "dict.unit.txt").read_text().split()[::2]
+    # the same aligner and classes label valid as the fitting run did; the fitted split is not aligned
+    assert (out / "valid.unit").read_text() == (units / "valid.unit").read_text()
+    assert not (out / "labeled.ali").exists()
+    assert sum(meta["frames_per_class"].values()) == sum(
+        len(line.split()) for line in (out / "unlabeled.unit").read_text().splitlines())
+    proc = run_cli([sys.executable, "-m", "data_prep.align", "--data", tiny_corpus, "--splits", "valid", "--out",
+                    tmp_path / "none", "--no-progress", "--ctc", ctc_checkpoint, "--units", tmp_path], check=False)
+    assert proc.returncode == 2 and "--units must be an output directory of data_prep.align" in proc.stderr

@@ -171,13 +171,16 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     assert bad.returncode == 2 and ("--pretrain-arms takes csl, ce_pl, w2v2, w2v2_both, hubert, joint, csl_oracle and "
                                     "ce_pl_oracle, not 'cpc'") in bad.stderr
     # CSL's and CE-PL's ceiling (not run by default): the same runs on `unlabeled`'s true transcripts,
-    # aligned by the baseline into stage 9's classes (fitted again on the same alignment), no teacher.
+    # aligned by the baseline and labelled in stage 9's classes (none fitted again), no teacher.
     out = run(runner(tmp_path, "--seeds", "1", "--stage", "10", "--stop-stage", "10",
                      "--pretrain-arms", "csl_oracle ce_pl_oracle"))
     oracle = exp / "labeled_10min/frame_oracle_s1"
-    assert "frame_oracle_s1: labeled_10min, unlabeled and valid aligned with their true transcripts" in out
-    for name in ("dict.unit.txt", "labeled_10min.unit"):
-        assert (oracle / name).read_bytes() == (units / name).read_bytes()
+    assert "frame_oracle_s1: unlabeled and valid aligned with their true transcripts" in out
+    oracle_meta, stage9 = (json.loads((d / "units.json").read_text()) for d in (oracle, units))
+    assert oracle_meta["units"] == stage9["units"] and oracle_meta["classes_from"] == str(units.resolve())
+    assert (oracle / "dict.unit.txt").read_text().split()[::2] == (units / "dict.unit.txt").read_text().split()[::2]
+    assert not (oracle / "labeled_10min.ali").exists()  # the labeled subset is not aligned again
+    assert (oracle / "valid.unit").read_text() == (units / "valid.unit").read_text()  # same aligner, same classes
     assert len((oracle / "unlabeled.unit").read_text().splitlines()) == len(rows("unlabeled")) - 1
     for arm in ("csl", "ce_pl"):
         pre_log = (exp / f"labeled_10min/{arm}_frame_oracle_pretrain_s1/hydra/hydra_train.log").read_text()
@@ -185,13 +188,16 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
         ft_log = (exp / f"labeled_10min/{arm}_frame_oracle_s1/hydra/hydra_train.log").read_text()
         assert f"{arm}_frame_oracle_pretrain_s1/checkpoint_last.pt" in ft_log and "num_updates 4" in ft_log
         assert (exp / f"labeled_10min/{arm}_frame_oracle_s1/DONE").exists()
-    classes = (units / "dict.unit.txt").read_text()
-    (units / "dict.unit.txt").write_text("other 1\n")  # classes that are not stage 9's are refused
+    # labels in classes that are not stage 9's are refused before a pre-training that would learn them
+    classes = (units / "units.json").read_text()
+    (units / "units.json").write_text(json.dumps(dict(stage9, units={"|": "other"})))
+    (exp / "labeled_10min/ce_pl_frame_oracle_pretrain_s1/TRAINED").unlink()
     proc = subprocess.run(runner(tmp_path, "--seeds", "1", "--stage", "10", "--stop-stage", "10",
                                  "--pretrain-arms", "ce_pl_oracle"), cwd=REPO, env=env(), capture_output=True, text=True)
     assert proc.returncode == 1 and f"the classes of {oracle} are not those of {units}" in proc.stderr
     assert "skipped" not in proc.stdout
-    (units / "dict.unit.txt").write_text(classes)
+    (units / "units.json").write_text(classes)
+    (exp / "labeled_10min/ce_pl_frame_oracle_pretrain_s1/TRAINED").touch()
 
     # Stage 3 with a second seed: kill its training after the first checkpoint, then resume.
     cmd = runner(tmp_path, "--seeds", "1 2", "--stage", "3", "--stop-stage", "3", "--base-updates", "8")
