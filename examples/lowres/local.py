@@ -114,6 +114,42 @@ def same_classes(labels: Path, classes: Path) -> None:
                          f"on another alignment; remove {labels} and run again")
 
 
+def frame_agreement(labels: Path, reference: Path) -> Dict[str, float]:
+    """How frame labels (a teacher's .plab) agree with reference labels in the same classes (e.g.
+    the true transcripts aligned, a data_prep.align .unit): per frame, the same class and the same
+    letter (a class's name up to its last '_'); and over pairs of distinct frames, what CSL's
+    positives and negatives rest on: P(same reference class | same label) (how many positives are
+    right), P(same reference class | different label) (how many negatives are not) and
+    P(same label | same reference class)."""
+    rows = [path.read_text().splitlines() for path in (labels, reference)]
+    if len(rows[0]) != len(rows[1]):
+        raise SystemExit(f"error: {labels} has {len(rows[0])} lines and {reference} {len(rows[1])}: "
+                         "give the labels and the reference of the same split")
+    mine: List[str] = []
+    theirs: List[str] = []
+    for n, (a, b) in enumerate(zip(*rows), 1):
+        a, b = a.split(), b.split()
+        if len(a) != len(b):
+            raise SystemExit(f"error: {labels}:{n} has {len(a)} frames and {reference}:{n} {len(b)}: "
+                             "the two were made at other frame rates or of other audio")
+        mine += a
+        theirs += b
+    names, codes = np.unique(np.array(mine + theirs), return_inverse=True)
+    x, y = codes[:len(mine)], codes[len(mine):]
+    letter = np.array([name.rsplit("_", 1)[0] for name in names])
+
+    def same_pairs(*keys) -> float:  # ordered pairs of distinct frames that agree on every key
+        _, counts = np.unique(np.stack(keys), axis=1, return_counts=True)
+        return float((counts * (counts - 1.0)).sum())
+
+    n = float(len(x))
+    same_label, same_ref, same_both = same_pairs(x), same_pairs(y), same_pairs(x, y)
+    return {"frames": int(n), "accuracy": float((x == y).mean()), "letter_accuracy": float((letter[x] == letter[y]).mean()),
+            "positives_right": same_both / same_label if same_label else float("nan"),
+            "negatives_same_class": (same_ref - same_both) / (n * (n - 1) - same_label),
+            "same_class_same_label": same_both / same_ref if same_ref else float("nan")}
+
+
 def subset_minutes(data: Path, subset: str) -> Optional[float]:
     """Minutes of 16 kHz audio in ``data/subset.tsv`` (None if the manifest is gone)."""
     tsv = data / f"{subset}.tsv"
@@ -640,6 +676,9 @@ def main(argv=None) -> int:
     p = sub.add_parser("same-classes", help="refuse frame labels in other classes than stage 9's")
     p.add_argument("labels", type=Path)
     p.add_argument("classes", type=Path)
+    p = sub.add_parser("frame-agreement", help="a teacher's frame labels against reference labels in its classes")
+    p.add_argument("labels", type=Path)
+    p.add_argument("reference", type=Path)
     p = sub.add_parser("carry")
     p.add_argument("--run", type=Path, required=True)
     p.add_argument("--to", type=Path, required=True)
@@ -667,6 +706,8 @@ def main(argv=None) -> int:
         check_point(args.run, args.store_run, args.point, args.sweep)
     elif args.cmd == "same-classes":
         same_classes(args.labels, args.classes)
+    elif args.cmd == "frame-agreement":
+        print(json.dumps(frame_agreement(args.labels, args.reference), indent=1))
     elif args.cmd == "check-budget":
         check_budget(args.run, args.max_update)
     elif args.cmd == "label-quality":

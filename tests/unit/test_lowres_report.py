@@ -197,3 +197,19 @@ def test_label_quality_ranks_labels_by_confidence_and_voice(local, tmp_path):
     with pytest.raises(SystemExit, match="decode the whole split"):
         (data / "unlabeled_ood.tsv").write_text("/root\nwav/u-0.wav\t16000\n")
         local.label_quality(gen, data, "unlabeled_ood")
+
+
+def test_frame_agreement_counts_frames_and_pairs_of_frames(local, tmp_path):
+    labels, reference = tmp_path / "unlabeled.plab", tmp_path / "unlabeled.unit"
+    labels.write_text("a_1 a_1\nb_1 b_1\n")
+    reference.write_text("a_1 a_2\nb_1 b_1\n")
+    got = local.frame_agreement(labels, reference)
+    # frames: 3 of 4 in the reference's class, 4 of 4 of its letter; ordered pairs of distinct
+    # frames: 4 share a label (a_1 a_1 twice, b_1 b_1 twice), 2 of them a reference class (the
+    # b_1 pairs); of the 8 that do not share a label none shares a reference class; the 2 pairs
+    # that share a reference class both share a label
+    assert got == {"frames": 4, "accuracy": 0.75, "letter_accuracy": 1.0, "positives_right": 0.5,
+                   "negatives_same_class": 0.0, "same_class_same_label": 1.0}
+    reference.write_text("a_1 a_2\nb_1\n")
+    with pytest.raises(SystemExit, match=f"{labels}:2 has 2 frames and {reference}:2 1"):
+        local.frame_agreement(labels, reference)
