@@ -108,6 +108,9 @@ def same_classes(labels: Path, classes: Path) -> None:
     """Refuses frame labels (a data_prep.align output) whose context-dependent classes are not those
     of ``classes`` (stage 9's, which the CSL and CE-PL arms they are the ceiling of learn): the same
     letters in context must map to the same class names."""
+    for d in (labels, classes):
+        if not (d / "units.json").exists():
+            raise SystemExit(f"error: {d / 'units.json'} does not exist: give two output directories of data_prep.align")
     mine, theirs = (json.loads((d / "units.json").read_text())["units"] for d in (labels, classes))
     if mine != theirs:
         raise SystemExit(f"error: the classes of {labels} are not those of {classes} (stage 9's): they were fitted "
@@ -134,6 +137,11 @@ def frame_agreement(labels: Path, reference: Path) -> Dict[str, float]:
                              "the two were made at other frame rates or of other audio")
         mine += a
         theirs += b
+    if not mine:
+        raise SystemExit(f"error: {labels} has no frames")
+    if not set(mine) & set(theirs):
+        raise SystemExit(f"error: {labels} and {reference} share no class: compare labels in the same classes "
+                         "(a teacher's and an alignment into its classes, data_prep.align --ctc --units)")
     names, codes = np.unique(np.array(mine + theirs), return_inverse=True)
     x, y = codes[:len(mine)], codes[len(mine):]
     letter = np.array([name.rsplit("_", 1)[0] for name in names])

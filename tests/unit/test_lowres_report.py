@@ -213,3 +213,19 @@ def test_frame_agreement_counts_frames_and_pairs_of_frames(local, tmp_path):
     reference.write_text("a_1 a_2\nb_1\n")
     with pytest.raises(SystemExit, match=f"{labels}:2 has 2 frames and {reference}:2 1"):
         local.frame_agreement(labels, reference)
+    reference.write_text("c_1 c_1\nc_2 c_2\n")  # another class inventory
+    with pytest.raises(SystemExit, match="share no class"):
+        local.frame_agreement(labels, reference)
+
+
+def test_same_classes_compares_the_unit_to_class_maps(local, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d, units in ((a, {"a | b 1": "a_1", "b a | 2": "b_1"}), (b, {"b a | 2": "b_1", "a | b 1": "a_1"})):
+        d.mkdir()
+        (d / "units.json").write_text(json.dumps({"units": units, "fit_split": d.name}))
+    local.same_classes(a, b)  # the same map, whatever else differs
+    (b / "units.json").write_text(json.dumps({"units": {"a | b 1": "a_2", "b a | 2": "b_1"}}))
+    with pytest.raises(SystemExit, match=f"the classes of {a} are not those of {b}"):
+        local.same_classes(a, b)
+    with pytest.raises(SystemExit, match="units.json does not exist"):
+        local.same_classes(a, tmp_path)
