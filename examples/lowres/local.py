@@ -120,10 +120,12 @@ def same_classes(labels: Path, classes: Path) -> None:
 def frame_agreement(labels: Path, reference: Path) -> Dict[str, float]:
     """How frame labels (a teacher's .plab) agree with reference labels in the same classes (e.g.
     the true transcripts aligned, a data_prep.align .unit): per frame, the same class and the same
-    letter (a class's name up to its last '_'); and over pairs of distinct frames, what CSL's
+    letter (data_prep.units.class_letter); and over pairs of distinct frames, what CSL's
     positives and negatives rest on: P(same reference class | same label) (how many positives are
     right), P(same reference class | different label) (how many negatives are not) and
     P(same label | same reference class)."""
+    from data_prep.units import class_letter
+
     rows = [path.read_text().splitlines() for path in (labels, reference)]
     if len(rows[0]) != len(rows[1]):
         raise SystemExit(f"error: {labels} has {len(rows[0])} lines and {reference} {len(rows[1])}: "
@@ -144,7 +146,7 @@ def frame_agreement(labels: Path, reference: Path) -> Dict[str, float]:
                          "(a teacher's and an alignment into its classes, data_prep.align --ctc --units)")
     names, codes = np.unique(np.array(mine + theirs), return_inverse=True)
     x, y = codes[:len(mine)], codes[len(mine):]
-    letter = np.array([name.rsplit("_", 1)[0] for name in names])
+    letter = np.array([class_letter(name) for name in names])
 
     def same_pairs(*keys) -> float:  # ordered pairs of distinct frames that agree on every key
         _, counts = np.unique(np.stack(keys), axis=1, return_counts=True)
