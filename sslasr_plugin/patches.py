@@ -3,9 +3,10 @@
 ``sslasr_plugin/__init__.py`` calls ``apply()``, so importing the plugin (what
 ``common.user_dir`` does) makes fairseq's checkpoint loader safe, its checkpoint copies atomic,
 its batching keep the last batch it drops (evaluation and training alike), its wav2vec 2.0 and
-HuBERT masks follow ``common.seed``, its training loop and data loaders hand freed memory back to
-the operating system, its training loop stop at ``max_update`` when a finished run is started
-again, and its training log free of known-harmless warnings; nothing else in the plugin patches.
+HuBERT masks follow ``common.seed``, its EMA start from a checkpoint that holds none, its
+training loop and data loaders hand freed memory back to the operating system, its training loop
+stop at ``max_update`` when a finished run is started again, and its training log free of
+known-harmless warnings; nothing else in the plugin patches.
 Tools that need only manifests and data checks import ``sslasr_data``, which patches nothing.
 """
 import ctypes
@@ -143,6 +144,39 @@ def no_update_past_max(train_step):
     return step
 
 
+def ema_from_weights(load_checkpoint):
+    """fairseq's ``Trainer.load_checkpoint`` that, with ``ema.store_ema=true``, starts the EMA from
+    the checkpoint's weights when the checkpoint holds no EMA (one trained without it: a supervised
+    baseline under ``checkpoint.finetune_from_model``).  fairseq means to do that, but reads the
+    weights after it has deleted them from the loaded state: ``KeyError: 'model'`` (fairseq 0.12,
+    trainer.py; slimIPL's EMA teacher from a trained baseline, 2026-12-07).  Here the loaded state
+    hands fairseq those weights as the checkpoint's EMA, for this load only."""
+    @functools.wraps(load_checkpoint)
+    def load(self, *args, **kwargs):
+        if not self.cfg.ema.store_ema:
+            return load_checkpoint(self, *args, **kwargs)
+        loader, lent = checkpoint_utils.load_checkpoint_to_cpu, []
+
+        def with_ema(*a, **k):
+            state = loader(*a, **k)
+            extra = state.get("extra_state")
+            if extra is not None and "ema" not in extra and "model" in state:
+                logger.info("the checkpoint holds no EMA: the EMA starts from its weights")
+                extra["ema"] = state["model"]
+                lent.append(extra)
+            return state
+
+        checkpoint_utils.load_checkpoint_to_cpu = with_ema
+        try:
+            return load_checkpoint(self, *args, **kwargs)
+        finally:
+            checkpoint_utils.load_checkpoint_to_cpu = loader
+            for extra in lent:  # fairseq's caller keeps extra_state for the whole run
+                extra.pop("ema", None)
+
+    return load
+
+
 def _layers(fn):
     """The plugin's patch layers on ``fn``, outermost first, and the function under them."""
     layers = []
@@ -224,5 +258,7 @@ def apply() -> None:
                    lambda f: trimmed_before_workers(f, trim))
     # fairseq's training loop makes one update past max_update when a finished run is started again.
     _wrap_once(trainer.Trainer, "train_step", "no_update_past_max", no_update_past_max)
+    # fairseq's load_checkpoint fails to start an EMA from a checkpoint that has none.
+    _wrap_once(trainer.Trainer, "load_checkpoint", "ema_from_weights", ema_from_weights)
     # Known-harmless warnings of torch and fairseq, each named in KNOWN_HARMLESS_WARNINGS.
     quiet_known_warnings()

@@ -529,6 +529,10 @@ Protocol (`examples/lowres/run.sh`, one stage each):
   distributions, 0.5 x frame cross-entropy + 0.5 x CTC on the greedy transcript; and
   `soft_ctc_mix_both_s1`, the same run on `unlabeled` and `unlabeled_ood` together (its PL CER
   also per split);
+- *slimIPL with another teacher or share* (stage 7's `--pl-arms`): `slimipl_ema_s<seed>`, hard
+  labels by an exponential moving average of the model (decay 0.999); `slimipl_frozen_s<seed>`,
+  hard labels by the starting baseline throughout (the same average at decay 1, which never moves);
+  `slimipl_1to1_s<seed>`, 1 labeled : 1 pseudo-labeled update; otherwise as `slimipl_hard`;
 - *slimIPL, LM-decoded labels* (`slimipl_lm_s<seed>`): hard labels from beam search with the
   word 4-gram LM and lexicon of `python -m data_prep.lm` (text holding no evaluation or unlabeled
   sentence of any preset), its LM weight and word score tuned on valid CER with that seed's baseline

@@ -17,7 +17,12 @@
 #   6  slimIPL with hard labels adapting to `unlabeled_ood` (held-out voices), first seed, and its
 #      ceiling on the true transcripts; soft labels + CTC mix (stage 7's arm) on `unlabeled` and
 #      `unlabeled_ood` together
-#   7  soft labels regularised by CTC on the greedy transcript (0.5/0.5), --arm-seeds
+#   7  the PL arms of --pl-arms, per --arm-seeds, each from that seed's baseline with the control's
+#      schedule: soft_ctc_mix (the default), soft labels regularised by CTC on the greedy transcript
+#      (0.5/0.5); and slimIPL with hard labels from another teacher or at another share:
+#      slimipl_ema, labels by an EMA of the model (decay 0.999, +variant=ema); slimipl_frozen, labels
+#      by the starting baseline throughout (the same EMA at decay 1: it never moves, so the labels
+#      cannot drift as the model does); slimipl_1to1, 1 labeled : 1 pseudo-labeled update
 #   8  slimIPL with LM-decoded hard labels (word LM + lexicon, weights tuned on valid CER), --arm-seeds;
 #      and adapting to `unlabeled_ood`, first seed
 #   9  CSL's frame teacher per --arm-seeds: the labeled subset aligned by that seed's baseline
@@ -65,6 +70,7 @@ oracle_updates=5000; base_updates=4000; patience=6; pl_updates=3000; interval=25
 sweep="d0.1_m0.2 d0.2_m0.4 d0.3_m0.6"; max_tokens=640000; decode_splits="test test_ood"
 teacher_updates=1000; pretrain_updates=4000; ft_updates=3000; classes=500; min_frames=30; km_clusters=100
 frame_arms="csl ce_pl w2v2 w2v2_both hubert joint"
+pl_arms=soft_ctc_mix
 while [ $# -gt 0 ]; do
     case "$1" in
         --stage) stage=$2 ;; --stop-stage) stop_stage=$2 ;; --preset) preset=$2 ;; --labeled) labeled=$2 ;;
@@ -75,9 +81,15 @@ while [ $# -gt 0 ]; do
         --teacher-updates) teacher_updates=$2 ;; --pretrain-updates) pretrain_updates=$2 ;;
         --ft-updates) ft_updates=$2 ;; --classes) classes=$2 ;; --min-frames) min_frames=$2 ;;
         --pretrain-arms|--frame-arms) frame_arms=$2 ;; --km-clusters) km_clusters=$2 ;;
+        --pl-arms) pl_arms=$2 ;;
         *) echo "error: unknown option $1 (see the head of $0)" >&2; exit 2 ;;
     esac
     shift 2
+done
+for arm in $pl_arms; do
+    case "$arm" in soft_ctc_mix|slimipl_ema|slimipl_frozen|slimipl_1to1) ;;
+        *) echo "error: --pl-arms takes soft_ctc_mix, slimipl_ema, slimipl_frozen and slimipl_1to1, not '$arm'" >&2
+           exit 2 ;; esac
 done
 for arm in $frame_arms; do
     case "$arm" in csl|ce_pl|w2v2|w2v2_both|hubert|joint|csl_oracle|ce_pl_oracle) ;;
@@ -286,8 +298,17 @@ fi
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
     for seed in $arm_seeds; do
         pl_args 7 "$seed"
-        run 7 "$exp/$subset/soft_ctc_mix_s$seed" examples/slimipl slimipl +variant=soft_ctc_mix \
-            "common.seed=$seed" "${pl[@]}" "${slimipl[@]}"
+        for arm in $pl_arms; do
+            schedule=("${slimipl[@]}")
+            case "$arm" in
+                soft_ctc_mix) arm_args=(+variant=soft_ctc_mix) ;;
+                slimipl_ema) arm_args=(+variant=ema) ;;
+                slimipl_frozen) arm_args=(+variant=ema ema.ema_decay=1.0) ;;
+                slimipl_1to1) arm_args=(); schedule=("${slimipl[@]/task.unsup_updates=4/task.unsup_updates=1}") ;;
+            esac
+            run 7 "$exp/$subset/${arm}_s$seed" examples/slimipl slimipl ${arm_args[@]+"${arm_args[@]}"} \
+                "common.seed=$seed" "${pl[@]}" "${schedule[@]}"
+        done
     done
 fi
 

@@ -170,6 +170,30 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
                          capture_output=True, text=True)
     assert bad.returncode == 2 and ("--pretrain-arms takes csl, ce_pl, w2v2, w2v2_both, hubert, joint, csl_oracle and "
                                     "ce_pl_oracle, not 'cpc'") in bad.stderr
+    # Stage 7's other PL arms (--pl-arms): slimIPL's labels by an EMA of the model, by the starting
+    # baseline throughout (an EMA that never moves: its weights stay the baseline's while the
+    # model's move), or at 1 labeled : 1 pseudo-labeled update; each against the same control.
+    # Six updates: at 1 : 4 the first four only fill the cache (no step), then one labeled update.
+    out = run(runner(tmp_path, "--seeds", "1", "--stage", "7", "--stop-stage", "7", "--pl-updates", "6",
+                     "--pl-arms", "slimipl_ema slimipl_frozen slimipl_1to1"))
+    assert "soft_ctc_mix" not in out
+    init = load_checkpoint(str(exp / "labeled_10min/baseline_d0.1_m0.2_s1/checkpoint_best.pt"))["model"]
+    for arm, decay, unsup in (("slimipl_ema", 0.999, 4), ("slimipl_frozen", 1.0, 4), ("slimipl_1to1", None, 1)):
+        log = (exp / f"labeled_10min/{arm}_s1/hydra/hydra_train.log").read_text()
+        assert "baseline_d0.1_m0.2_s1/checkpoint_best.pt" in log and f"'unsup_updates': {unsup}" in log, arm
+        assert ("'store_ema': True" in log and f"'ema_decay': {decay}" in log) == (decay is not None), arm
+        assert re.search(r"pl_cer[= ]\d", (exp / f"labeled_10min/{arm}_s1/train.out").read_text()), arm
+        last = load_checkpoint(str(exp / f"labeled_10min/{arm}_s1/checkpoint_last.pt"))
+        moved = [k for k, v in last["model"].items() if v.is_floating_point() and not torch.equal(v, init[k])]
+        assert moved, arm
+        if decay is not None:
+            ema = last["extra_state"]["ema"]
+            kept = [k for k in moved if torch.equal(ema[k].to(init[k].dtype), init[k])]
+            assert kept == moved if decay == 1.0 else len(kept) < len(moved), arm
+    bad = subprocess.run(runner(tmp_path, "--stage", "7", "--pl-arms", "soft_ctc_mix slimipl_hard"), cwd=REPO,
+                         env=env(), capture_output=True, text=True)
+    assert bad.returncode == 2 and ("--pl-arms takes soft_ctc_mix, slimipl_ema, slimipl_frozen and slimipl_1to1, "
+                                    "not 'slimipl_hard'") in bad.stderr
     # CSL's and CE-PL's ceiling (not run by default): the same runs on `unlabeled`'s true transcripts,
     # aligned by the baseline and labelled in stage 9's classes (none fitted again), no teacher.
     out = run(runner(tmp_path, "--seeds", "1", "--stage", "10", "--stop-stage", "10",

@@ -36,7 +36,8 @@ def test_importing_the_plugin_applies_every_patch_once():
                "    return names\n"
                "trim = ['trimmed_heap'] if patches.malloc_trim() else []\n"
                "assert layers(Trainer.train_step) == ['no_update_past_max'] + trim, layers(Trainer.train_step)\n"
-               "assert layers(E._get_iterator_for_epoch) == (['trimmed_before_workers'] if trim else [])\n" + PROBE)
+               "assert layers(E._get_iterator_for_epoch) == (['trimmed_before_workers'] if trim else [])\n"
+               "assert layers(Trainer.load_checkpoint) == ['ema_from_weights']\n" + PROBE)
     assert out.split() == ["plugin", "AtomicCopyPathManager", "True"]
 
 
@@ -225,3 +226,40 @@ def test_a_benchmark_can_take_one_patch_off_and_keep_the_others():
                "    names, f = names + [f._sslasr_patch], f.__wrapped__\n"
                "print(*names, f.__module__, f.__qualname__)\n")
     assert out.split() == ["no_update_past_max", "fairseq.trainer", "Trainer.train_step"]
+
+
+def test_an_ema_starts_from_the_weights_of_a_checkpoint_that_holds_none(monkeypatch):
+    """fairseq's load_checkpoint deletes the loaded weights, then (store_ema, no EMA in the
+    checkpoint) reads them to start the EMA: KeyError.  Patched, it finds them as the checkpoint's
+    EMA; a checkpoint's own EMA is kept, nothing is lent without store_ema, and after the load
+    fairseq's loader is back and the returned extra_state holds no weights."""
+    from types import SimpleNamespace
+
+    from fairseq import checkpoint_utils
+
+    from sslasr_plugin import patches
+
+    saved = {"plain": {"model": {"w": 1}, "extra_state": {"epoch": 1}},
+             "with_ema": {"model": {"w": 1}, "extra_state": {"ema": {"w": 2}}}}
+    monkeypatch.setattr(checkpoint_utils, "load_checkpoint_to_cpu",
+                        lambda path: {k: dict(v) for k, v in saved[path].items()})
+    loader = checkpoint_utils.load_checkpoint_to_cpu
+
+    def fairseqs(self, path):  # what fairseq 0.12's Trainer.load_checkpoint does with them
+        state = checkpoint_utils.load_checkpoint_to_cpu(path)
+        del state["model"]
+        extra = state["extra_state"]
+        if self.cfg.ema.store_ema:
+            self.ema = extra["ema"] if "ema" in extra else state["model"]
+        return extra
+
+    load = patches.ema_from_weights(fairseqs)
+    trainer = SimpleNamespace(cfg=SimpleNamespace(ema=SimpleNamespace(store_ema=True)))
+    extra = load(trainer, "plain")
+    assert trainer.ema == {"w": 1} and extra == {"epoch": 1}
+    assert checkpoint_utils.load_checkpoint_to_cpu is loader
+    assert load(trainer, "with_ema") == {"ema": {"w": 2}} and trainer.ema == {"w": 2}
+    trainer.cfg.ema.store_ema = False
+    with pytest.raises(KeyError):  # fairseq's own failure shows how it would have gone
+        fairseqs(SimpleNamespace(cfg=SimpleNamespace(ema=SimpleNamespace(store_ema=True))), "plain")
+    assert load(trainer, "plain") == {"epoch": 1} and checkpoint_utils.load_checkpoint_to_cpu is loader
