@@ -304,7 +304,7 @@ if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
                 soft_ctc_mix) arm_args=(+variant=soft_ctc_mix) ;;
                 slimipl_ema) arm_args=(+variant=ema) ;;
                 slimipl_frozen) arm_args=(+variant=ema ema.ema_decay=1.0) ;;
-                slimipl_1to1) arm_args=(); schedule=("${slimipl[@]/task.unsup_updates=4/task.unsup_updates=1}") ;;
+                slimipl_1to1) arm_args=(); schedule=("${slimipl[@]/#task.unsup_updates=*/task.unsup_updates=1}") ;;
             esac
             run 7 "$exp/$subset/${arm}_s$seed" examples/slimipl slimipl ${arm_args[@]+"${arm_args[@]}"} \
                 "common.seed=$seed" "${pl[@]}" "${schedule[@]}"
