@@ -558,7 +558,9 @@ Protocol (`examples/lowres/run.sh`, one stage each):
   wav2vec 2.0 contrastive update on `unlabeled` + the labeled subset, one CTC update on the labeled
   subset, each loss with its own Adam moments (`examples/joint/joint.yaml`: 1:1 updates and LR,
   where the paper has 20:1 LR, which trained CTC too slowly at the demo's size, `docs/results/joint.md`);
-  the updates column counts both kinds, the baseline's budget plus the control's.
+  the updates column counts both kinds, the baseline's budget plus the control's;
+  `joint_both_s<seed>`, the same with `unlabeled_ood` in the contrastive stream too (the held-out
+  voices' audio, never their labels).
 
 CER and WER in %; valid is fairseq's letter error rate (word boundaries counted) of the selected
 checkpoint; ΔCER is an arm's CER minus its control's (same seed; a PL arm has the control's start and
