@@ -42,8 +42,8 @@
 #      paper's 20:1 LR ratio trained CTC too slowly at this size, docs/results/joint.md) on
 #      `unlabeled` + the labeled subset, with the same total updates and the baseline's dropout and
 #      masking; `joint_both`, the same with `unlabeled_ood` in its contrastive stream too (the
-#      held-out voices' audio without their labels); and, as the ceiling of CSL and CE-PL, `csl_oracle` and `ce_pl_oracle`: the same two
-#      on frame labels from the true transcripts of `unlabeled`, aligned by the seed's baseline into
+#      held-out voices' audio without their labels); and, as the ceiling of CSL and CE-PL,
+#      `csl_oracle` and `ce_pl_oracle`: the same two on frame labels from the true transcripts of `unlabeled`, aligned by the seed's baseline into
 #      stage 9's classes (data_prep.align --ctc with --units: labelled in them, nothing fitted), no teacher;
 #      --pretrain-arms (also --frame-arms) picks them: csl ce_pl w2v2 w2v2_both hubert joint
 #      joint_both csl_oracle ce_pl_oracle (the last three not by default), so that two processes can
