@@ -560,7 +560,8 @@ Protocol (`examples/lowres/run.sh`, one stage each):
   where the paper has 20:1 LR, which trained CTC too slowly at the demo's size, `docs/results/joint.md`);
   the updates column counts both kinds, the baseline's budget plus the control's;
   `joint_both_s<seed>`, the same with `unlabeled_ood` in the contrastive stream too (the held-out
-  voices' audio, never their labels).
+  voices' audio, never their labels), and `joint_ood_s<seed>`, with `unlabeled_ood` in place of
+  `unlabeled` there (the held-out voices' audio and the labeled subset's only).
 
 CER and WER in %; valid is fairseq's letter error rate (word boundaries counted) of the selected
 checkpoint; ΔCER is an arm's CER minus its control's (same seed; a PL arm has the control's start and

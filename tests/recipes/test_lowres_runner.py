@@ -168,15 +168,19 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     assert "joint" not in one
     bad = subprocess.run(runner(tmp_path, "--stage", "10", "--pretrain-arms", "csl cpc"), cwd=REPO, env=env(),
                          capture_output=True, text=True)
-    assert bad.returncode == 2 and ("--pretrain-arms takes csl, ce_pl, w2v2, w2v2_both, hubert, joint, joint_both, "
+    assert bad.returncode == 2 and ("--pretrain-arms takes csl, ce_pl, w2v2, w2v2_both, hubert, joint, joint_both, joint_ood, "
                                     "csl_oracle and ce_pl_oracle, not 'cpc'") in bad.stderr
-    # joint_both (not by default): the joint run with the held-out voices' audio in its contrastive
-    # stream too, no labels of it; the same total updates, decoded and paired with the same control.
-    out = run(runner(tmp_path, "--seeds", "1", "--stage", "10", "--stop-stage", "10", "--pretrain-arms", "joint_both"))
-    assert "joint_s1" not in out and (exp / "labeled_10min/joint_both_s1/DONE").exists(), out
-    both_log = (exp / "labeled_10min/joint_both_s1/hydra/hydra_train.log").read_text()
-    assert "'unlabeled_subsets': 'unlabeled,unlabeled_ood'" in both_log and "num_updates 7" in both_log
-    assert "unlabeled (unlabeled, unlabeled_ood, labeled_10min)" in both_log
+    # joint_both and joint_ood (not by default): the joint run with the held-out voices' audio in its
+    # contrastive stream too, or in place of `unlabeled`, no labels of it; the same total updates,
+    # decoded and paired with the same control.
+    out = run(runner(tmp_path, "--seeds", "1", "--stage", "10", "--stop-stage", "10",
+                     "--pretrain-arms", "joint_both joint_ood"))
+    assert "joint_s1" not in out, out
+    for arm, subsets in (("joint_both", "unlabeled,unlabeled_ood"), ("joint_ood", "unlabeled_ood")):
+        assert (exp / f"labeled_10min/{arm}_s1/DONE").exists(), out
+        log = (exp / f"labeled_10min/{arm}_s1/hydra/hydra_train.log").read_text()
+        assert f"'unlabeled_subsets': '{subsets}'" in log and "num_updates 7" in log, arm
+        assert f"unlabeled ({subsets.replace(',', ', ')}, labeled_10min)" in log, arm
     # Stage 7's other PL arms (--pl-arms): slimIPL's labels by an EMA of the model, by the starting
     # baseline throughout (an EMA that never moves: its weights stay the baseline's while the
     # model's move), or at 1 labeled : 1 pseudo-labeled update; each against the same control.
