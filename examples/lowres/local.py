@@ -608,6 +608,60 @@ def _scored(path: Path) -> Dict[int, Tuple[float, List[float]]]:
     return out
 
 
+def _corpus_utterances(data: Path, split: str) -> Dict[str, dict]:
+    """corpus.json's utterances of ``split`` by id (none where the corpus has no such file)."""
+    corpus = data / "corpus.json"
+    if not corpus.exists():
+        return {}
+    return {u["id"]: u for u in json.loads(corpus.read_text())["utterances"] if u.get("split") == split}
+
+
+def _voices(data: Path, split: str, rows) -> List[str]:
+    """The voice ("voice variant", corpus.json) of each manifest row, "?" where unknown."""
+    meta = _corpus_utterances(data, split)
+    return [(lambda u: f"{u.get('voice', '?')} {u.get('variant', '')}".strip() if u else "?")(
+        meta.get(Path(row[1]).stem)) for row in rows]
+
+
+def by_voice(store: Path, data: Path, split: str, names: Sequence[str]) -> str:
+    """CER per voice of ``split`` (corpus.json's voice and variant) of each named run, from the
+    store's decodes (markdown).  A name without ``_s<seed>`` pools that arm's seeds in the store
+    (errors summed over them)."""
+    runs = _runs(store)
+    refs = (store / "refs" / f"{split}.txt").read_text().splitlines()
+    _, rows = read_manifest(str(data / f"{split}.tsv"))
+    if len(rows) != len(refs):
+        raise SystemExit(f"error: {data}/{split}.tsv has {len(rows)} utterances, the store's references "
+                         f"{len(refs)}: give the corpus the runs were decoded on (--data)")
+    meta = _corpus_utterances(data, split)
+    for n, (row, ref) in enumerate(zip(rows, refs), start=1):
+        text = meta.get(Path(row[1]).stem, {}).get("text")
+        if text is not None and text != ref:
+            raise SystemExit(f"error: {data}/{split}.tsv row {n} ({row[1]}) is '{text}' in corpus.json, the "
+                             f"store's reference line {n} '{ref}': give the corpus the runs were decoded on (--data)")
+    voices = _voices(data, split, rows)
+    cols = []
+    for name in names:
+        seeds = [r for r in runs if r == name or arm_of(r)[0] == name]
+        if not seeds:
+            raise SystemExit(f"error: no run '{name}' in {store} (names as in the page's table, e.g. "
+                             f"labeled_10min/control_s1, or labeled_10min/control for all its seeds)")
+        errs = [_errors(store, runs[r], split) for r in seeds]
+        label = name if name in runs else f"{name} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})"
+        cols.append((label, sum(e["char_errors"] for e in errs), sum(e["char_total"] for e in errs)))
+
+    def cer(err, tot, keep) -> str:
+        return f"{100.0 * err[keep].sum() / max(tot[keep].sum(), 1):.2f}"
+
+    voice = np.array(voices)
+    lines = [f"| voice ({split}) | utterances | " + " | ".join(c[0] for c in cols) + " |",
+             "|---|---|" + "---|" * len(cols)]
+    for v in sorted(set(voices)) + ["all"]:
+        keep = voice == v if v != "all" else np.ones(len(voices), bool)
+        lines.append(f"| {v} | {int(keep.sum())} | " + " | ".join(cer(e, t, keep) for _, e, t in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def label_quality(generate: Path, data: Path, split: str) -> str:
     """How good a model's greedy labels of ``split`` are, and whether a confidence says which are
     good (markdown): CER and length against the kept-aside transcripts; for two confidences
@@ -654,14 +708,9 @@ def label_quality(generate: Path, data: Path, split: str) -> str:
         order = np.argsort(-conf, kind="stable")
         tops = [f"{cer(order[: max(1, int(round(f * len(ids))))]):.2f}" for f in (0.25, 0.5, 0.75, 1.0)]
         lines.append(f"| {name} | {rho:.2f} | " + " | ".join(tops) + " |")
-    meta = {}
-    corpus = data / "corpus.json"
-    if corpus.exists():
-        meta = {u["id"]: f"{u.get('voice', '?')} {u.get('variant', '')}".strip()
-                for u in json.loads(corpus.read_text())["utterances"] if u.get("split") == split}
     voices: Dict[str, List[int]] = {}
-    for j, i in enumerate(ids):
-        voices.setdefault(meta.get(Path(rows[i][1]).stem, "?"), []).append(j)
+    for j, v in enumerate(_voices(data, split, [rows[i] for i in ids])):
+        voices.setdefault(v, []).append(j)
     if len(voices) > 1:
         lines += ["", "| voice | utterances | label CER |", "|---|---|---|"]
         lines += [f"| {v} | {len(js)} | {cer(js):.2f} |" for v, js in sorted(voices.items(), key=lambda x: cer(x[1]))]
@@ -703,6 +752,11 @@ def main(argv=None) -> int:
     p.add_argument("--generate", type=Path, required=True, help="fairseq-generate's generate-<split>.txt")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--split", required=True)
+    p = sub.add_parser("by-voice", help="CER per voice of a split, per run, from the page's store")
+    p.add_argument("--store", type=Path, default=Path("docs/results/lowres"))
+    p.add_argument("--data", type=Path, default=Path("data/lowres"))
+    p.add_argument("--split", default="test_ood")
+    p.add_argument("runs", nargs="+", help="store names (labeled_10min/control_s1; labeled_10min/control: all seeds)")
     p = sub.add_parser("rebuild")
     p.add_argument("--exp", type=Path, required=True)
     p.add_argument("--page", type=Path, required=True)
@@ -729,6 +783,8 @@ def main(argv=None) -> int:
         check_budget(args.run, args.max_update)
     elif args.cmd == "label-quality":
         print(label_quality(args.generate, args.data, args.split), end="")
+    elif args.cmd == "by-voice":
+        print(by_voice(args.store, args.data, args.split, args.runs), end="")
     else:
         store = args.page.with_suffix("")
         collect(args.exp, store)

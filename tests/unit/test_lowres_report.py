@@ -199,6 +199,33 @@ def test_label_quality_ranks_labels_by_confidence_and_voice(local, tmp_path):
         local.label_quality(gen, data, "unlabeled_ood")
 
 
+def test_by_voice_splits_each_runs_cer_by_voice_and_pools_seeds(local, tmp_path):
+    refs = ["AB CD", "EF", "GH IJ", "KL"]  # voices A A B B: 7 and 7 reference characters
+    store, data = tmp_path / "store", tmp_path / "data"
+    (store / "refs").mkdir(parents=True)
+    (store / "refs" / "test_ood.txt").write_text("\n".join(refs) + "\n")
+    for name, hyps in (("arm_s1", ["AB CD", "EF", "GX IJ", "XY"]), ("arm_s2", ["AX CD", "EF", "GH IJ", "KL"]),
+                       ("control_s1", ["AB CD", "XF", "GH IJ", "KL"])):
+        (store / name).mkdir()
+        (store / name / "facts.json").write_text("{}")
+        (store / name / "test_ood.hyp").write_text("\n".join(hyps) + "\n")
+    data.mkdir()
+    (data / "test_ood.tsv").write_text("/root\n" + "".join(f"wav/t-{i}.wav\t16000\n" for i in range(4)))
+    utts = [{"id": f"t-{i}", "split": "test_ood", "text": r, "voice": "A" if i < 2 else "B", "variant": "f1"}
+            for i, r in enumerate(refs)]
+    (data / "corpus.json").write_text(json.dumps({"utterances": utts}))
+    md = local.by_voice(store, data, "test_ood", ["arm", "control_s1"]).splitlines()
+    assert md[0] == "| voice (test_ood) | utterances | arm (2 seeds) | control_s1 |"
+    # arm: A has 1 error in 14 characters over the two seeds, B 3 in 14; the control 1 of 7 on A
+    assert md[2:] == ["| A f1 | 2 | 7.14 | 14.29 |", "| B f1 | 2 | 21.43 | 0.00 |", "| all | 4 | 14.29 | 7.14 |"]
+    with pytest.raises(SystemExit, match="no run 'csl' in"):
+        local.by_voice(store, data, "test_ood", ["csl"])
+    utts[2]["text"] = "GH IK"  # another corpus: its row 3 is not the store's reference line 3
+    (data / "corpus.json").write_text(json.dumps({"utterances": utts}))
+    with pytest.raises(SystemExit, match=r"row 3 \(wav/t-2.wav\) is 'GH IK' in corpus.json"):
+        local.by_voice(store, data, "test_ood", ["arm"])
+
+
 def test_frame_agreement_counts_frames_and_pairs_of_frames(local, tmp_path):
     labels, reference = tmp_path / "unlabeled.plab", tmp_path / "unlabeled.unit"
     labels.write_text("a_1 a_1\nb_1 b_1\n")
