@@ -616,11 +616,13 @@ def _corpus_utterances(data: Path, split: str) -> Dict[str, dict]:
     return {u["id"]: u for u in json.loads(corpus.read_text())["utterances"] if u.get("split") == split}
 
 
-def _voices(data: Path, split: str, rows) -> List[str]:
-    """The voice ("voice variant", corpus.json) of each manifest row, "?" where unknown."""
-    meta = _corpus_utterances(data, split)
-    return [(lambda u: f"{u.get('voice', '?')} {u.get('variant', '')}".strip() if u else "?")(
-        meta.get(Path(row[1]).stem)) for row in rows]
+def _voices(meta: Dict[str, dict], rows) -> List[str]:
+    """The voice ("voice variant", from ``_corpus_utterances``) of each manifest row, "?" where unknown."""
+    voices = []
+    for row in rows:
+        u = meta.get(Path(row[1]).stem)
+        voices.append(f"{u.get('voice', '?')} {u.get('variant', '')}".strip() if u else "?")
+    return voices
 
 
 def by_voice(store: Path, data: Path, split: str, names: Sequence[str]) -> str:
@@ -639,7 +641,7 @@ def by_voice(store: Path, data: Path, split: str, names: Sequence[str]) -> str:
         if text is not None and text != ref:
             raise SystemExit(f"error: {data}/{split}.tsv row {n} ({row[1]}) is '{text}' in corpus.json, the "
                              f"store's reference line {n} '{ref}': give the corpus the runs were decoded on (--data)")
-    voices = _voices(data, split, rows)
+    voices = _voices(meta, rows)
     cols = []
     for name in names:
         seeds = [r for r in runs if r == name or arm_of(r)[0] == name]
@@ -709,7 +711,7 @@ def label_quality(generate: Path, data: Path, split: str) -> str:
         tops = [f"{cer(order[: max(1, int(round(f * len(ids))))]):.2f}" for f in (0.25, 0.5, 0.75, 1.0)]
         lines.append(f"| {name} | {rho:.2f} | " + " | ".join(tops) + " |")
     voices: Dict[str, List[int]] = {}
-    for j, v in enumerate(_voices(data, split, [rows[i] for i in ids])):
+    for j, v in enumerate(_voices(_corpus_utterances(data, split), [rows[i] for i in ids])):
         voices.setdefault(v, []).append(j)
     if len(voices) > 1:
         lines += ["", "| voice | utterances | label CER |", "|---|---|---|"]
