@@ -648,6 +648,10 @@ def by_voice(store: Path, data: Path, split: str, names: Sequence[str]) -> str:
         if not seeds:
             raise SystemExit(f"error: no run '{name}' in {store} (names as in the page's table, e.g. "
                              f"labeled_10min/control_s1, or labeled_10min/control for all its seeds)")
+        missing = [r for r in seeds if not (runs[r] / f"{split}.hyp").exists()]
+        if missing:
+            raise SystemExit(f"error: {store}/{missing[0]} has no {split}.hyp: decode {split} "
+                             f"(the runner's --decode-splits) and rebuild the page (stage 11)")
         errs = [_errors(store, runs[r], split) for r in seeds]
         label = name if name in runs else f"{name} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})"
         cols.append((label, sum(e["char_errors"] for e in errs), sum(e["char_total"] for e in errs)))

@@ -220,6 +220,10 @@ def test_by_voice_splits_each_runs_cer_by_voice_and_pools_seeds(local, tmp_path)
     assert md[2:] == ["| A f1 | 2 | 7.14 | 14.29 |", "| B f1 | 2 | 21.43 | 0.00 |", "| all | 4 | 14.29 | 7.14 |"]
     with pytest.raises(SystemExit, match="no run 'csl' in"):
         local.by_voice(store, data, "test_ood", ["csl"])
+    (store / "arm_s2" / "test_ood.hyp").unlink()
+    with pytest.raises(SystemExit, match="arm_s2 has no test_ood.hyp: decode test_ood"):
+        local.by_voice(store, data, "test_ood", ["arm"])
+    (store / "arm_s2" / "test_ood.hyp").write_text("AX CD\nEF\nGH IJ\nKL\n")
     utts[2]["text"] = "GH IK"  # another corpus: its row 3 is not the store's reference line 3
     (data / "corpus.json").write_text(json.dumps({"utterances": utts}))
     with pytest.raises(SystemExit, match=r"row 3 \(wav/t-2.wav\) is 'GH IK' in corpus.json"):
