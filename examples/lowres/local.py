@@ -169,6 +169,18 @@ def subset_minutes(data: Path, subset: str) -> Optional[float]:
     return sum(samples for _, _, samples in rows) / SAMPLE_RATE / 60
 
 
+def weighed_subsets(data: Path, big: str, small: str) -> str:
+    """``big`` and ``small`` as a ``task.unlabeled_subsets`` list in which ``small`` is named as many
+    times as it takes to weigh about as much audio as ``big`` (a subset named n times is drawn n
+    times an epoch): ``unlabeled,unlabeled_ood,...,unlabeled_ood``."""
+    minutes = {name: subset_minutes(data, name) for name in (big, small)}
+    for name, value in minutes.items():
+        if not value:
+            raise SystemExit(f"error: {data / (name + '.tsv')} is missing or holds no audio: build the corpus "
+                             "first (examples/lowres/run.sh --stage 0)")
+    return ",".join([big] + [small] * max(1, round(minutes[big] / minutes[small])))
+
+
 def best_point(exp: Path, seed: int, points: List[str], store: Optional[Path] = None) -> str:
     """The sweep point whose run of ``seed`` reached the lowest valid CER: from its log when it ran
     on this machine, else from the validation curve kept in ``store`` (a run of another machine)."""
@@ -560,8 +572,10 @@ Protocol (`examples/lowres/run.sh`, one stage each):
   where the paper has 20:1 LR, which trained CTC too slowly at the demo's size, `docs/results/joint.md`);
   the updates column counts both kinds, the baseline's budget plus the control's;
   `joint_both_s<seed>`, the same with `unlabeled_ood` in the contrastive stream too (the held-out
-  voices' audio, never their labels), and `joint_ood_s<seed>`, with `unlabeled_ood` in place of
-  `unlabeled` there (the held-out voices' audio and the labeled subset's only).
+  voices' audio, never their labels), `joint_ood_s<seed>`, with `unlabeled_ood` in place of
+  `unlabeled` there (the held-out voices' audio and the labeled subset's only), and
+  `joint_mix_s<seed>`, with both, `unlabeled_ood` repeated to weigh about as much audio as
+  `unlabeled` (named seven times on `lowres`: about half the stream's audio from the held-out voices).
 
 CER and WER in %; valid is fairseq's letter error rate (word boundaries counted) of the selected
 checkpoint; ΔCER is an arm's CER minus its control's (same seed; a PL arm has the control's start and
@@ -732,6 +746,10 @@ def main(argv=None) -> int:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--name", required=True)
     p.add_argument("parts", nargs="+")
+    p = sub.add_parser("weighed-subsets", help="two subsets as an unlabeled_subsets list, the small one repeated to weigh as much")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("big")
+    p.add_argument("small")
     p = sub.add_parser("best")
     p.add_argument("--exp", type=Path, required=True)
     p.add_argument("--seed", type=int, required=True)
@@ -775,6 +793,8 @@ def main(argv=None) -> int:
         combine(args.data, "oracle", ORACLE_PARTS)
     elif args.cmd == "combine":
         combine(args.data, args.name, args.parts)
+    elif args.cmd == "weighed-subsets":
+        print(weighed_subsets(args.data, args.big, args.small))
     elif args.cmd == "best":
         print(best_point(args.exp, args.seed, args.points, args.store))
     elif args.cmd == "carry":

@@ -43,12 +43,13 @@
 #      `unlabeled` + the labeled subset, with the same total updates and the baseline's dropout and
 #      masking; `joint_both`, the same with `unlabeled_ood` in its contrastive stream too (the
 #      held-out voices' audio without their labels); `joint_ood`, the same with `unlabeled_ood` in
-#      place of `unlabeled` there (the held-out voices' audio and the labeled subset's only); and, as
-#      the ceiling of CSL and CE-PL,
+#      place of `unlabeled` there (the held-out voices' audio and the labeled subset's only);
+#      `joint_mix`, both, `unlabeled_ood` named as many times as it takes to weigh about as much
+#      audio as `unlabeled` (local.py weighed-subsets); and, as the ceiling of CSL and CE-PL,
 #      `csl_oracle` and `ce_pl_oracle`: the same two on frame labels from the true transcripts of `unlabeled`, aligned by the seed's baseline into
 #      stage 9's classes (data_prep.align --ctc with --units: labelled in them, nothing fitted), no teacher;
 #      --pretrain-arms (also --frame-arms) picks them: csl ce_pl w2v2 w2v2_both hubert joint
-#      joint_both joint_ood csl_oracle ce_pl_oracle (the last four not by default), so that two processes can
+#      joint_both joint_ood joint_mix csl_oracle ce_pl_oracle (the last five not by default), so that two processes can
 #      run two side by side
 #  11  rebuild the results page and plots from the runs' logs and decodes
 #
@@ -96,8 +97,8 @@ for arm in $pl_arms; do
            exit 2 ;; esac
 done
 for arm in $frame_arms; do
-    case "$arm" in csl|ce_pl|w2v2|w2v2_both|hubert|joint|joint_both|joint_ood|csl_oracle|ce_pl_oracle) ;;
-        *) echo "error: --pretrain-arms takes csl, ce_pl, w2v2, w2v2_both, hubert, joint, joint_both, joint_ood, csl_oracle and ce_pl_oracle, not '$arm'" >&2
+    case "$arm" in csl|ce_pl|w2v2|w2v2_both|hubert|joint|joint_both|joint_ood|joint_mix|csl_oracle|ce_pl_oracle) ;;
+        *) echo "error: --pretrain-arms takes csl, ce_pl, w2v2, w2v2_both, hubert, joint, joint_both, joint_ood, joint_mix, csl_oracle and ce_pl_oracle, not '$arm'" >&2
            exit 2 ;; esac
 done
 data=$(realpath -m "$data"); exp=$(realpath -m "$exp")
@@ -408,13 +409,14 @@ if [ "$stage" -le 10 ] && [ "$stop_stage" -ge 10 ]; then
                 csl_oracle|ce_pl_oracle)
                     pre="$exp/$subset/${arm%_oracle}_frame_oracle_pretrain_s$seed"
                     out="$exp/$subset/${arm%_oracle}_frame_oracle_s$seed" ;;
-                joint|joint_both|joint_ood) out="$exp/$subset/${arm}_s$seed" ;;
+                joint|joint_both|joint_ood|joint_mix) out="$exp/$subset/${arm}_s$seed" ;;
                 *) pre="$exp/$subset/${arm}_pretrain_s$seed"; out="$exp/$subset/${arm}_ctc_s$seed" ;;
             esac
             if kept "$out"; then same_point 10 "$out"; kept_log 10 "$out"; continue; fi  # run() checks the others
             if [ "${arm%%_*}" = joint ]; then  # one run: contrastive and CTC updates alternate (1:1)
                 case "$arm" in joint) unsup=unlabeled ;; joint_both) unsup="'unlabeled,unlabeled_ood'" ;;
-                    joint_ood) unsup=unlabeled_ood ;; esac
+                    joint_ood) unsup=unlabeled_ood ;;
+                    joint_mix) unsup="'$(python examples/lowres/local.py weighed-subsets --data "$data" unlabeled unlabeled_ood)'" ;; esac
                 run 10 "$out" examples/joint joint "dataset.train_subset=$subset" "task.unlabeled_subsets=$unsup" \
                     "optimization.max_update=$((pretrain_updates + ft_updates))" "common.seed=$seed" "${sweep_args[@]}"
                 continue

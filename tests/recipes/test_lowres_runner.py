@@ -169,14 +169,19 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     bad = subprocess.run(runner(tmp_path, "--stage", "10", "--pretrain-arms", "csl cpc"), cwd=REPO, env=env(),
                          capture_output=True, text=True)
     assert bad.returncode == 2 and ("--pretrain-arms takes csl, ce_pl, w2v2, w2v2_both, hubert, joint, joint_both, joint_ood, "
-                                    "csl_oracle and ce_pl_oracle, not 'cpc'") in bad.stderr
-    # joint_both and joint_ood (not by default): the joint run with the held-out voices' audio in its
-    # contrastive stream too, or in place of `unlabeled`, no labels of it; the same total updates,
-    # decoded and paired with the same control.
+                                    "joint_mix, csl_oracle and ce_pl_oracle, not 'cpc'") in bad.stderr
+    # joint_both, joint_ood and joint_mix (not by default): the joint run with the held-out voices'
+    # audio in its contrastive stream too, in place of `unlabeled`, or repeated to weigh as much as
+    # `unlabeled`; no labels of it; the same total updates, decoded and paired with the same control.
+    minutes = [sum(int(line.split("\t")[1]) for line in (data / f"{s}.tsv").read_text().splitlines()[1:])
+               for s in ("unlabeled", "unlabeled_ood")]
+    repeats = round(minutes[0] / minutes[1])
+    assert repeats > 1, minutes  # the tiny corpus's held-out split is the smaller: it is repeated
+    mix = ",".join(["unlabeled"] + ["unlabeled_ood"] * repeats)
     out = run(runner(tmp_path, "--seeds", "1", "--stage", "10", "--stop-stage", "10",
-                     "--pretrain-arms", "joint_both joint_ood"))
+                     "--pretrain-arms", "joint_both joint_ood joint_mix"))
     assert "joint_s1" not in out, out
-    for arm, subsets in (("joint_both", "unlabeled,unlabeled_ood"), ("joint_ood", "unlabeled_ood")):
+    for arm, subsets in (("joint_both", "unlabeled,unlabeled_ood"), ("joint_ood", "unlabeled_ood"), ("joint_mix", mix)):
         assert (exp / f"labeled_10min/{arm}_s1/DONE").exists(), out
         log = (exp / f"labeled_10min/{arm}_s1/hydra/hydra_train.log").read_text()
         assert f"'unlabeled_subsets': '{subsets}'" in log and "num_updates 7" in log, arm

@@ -260,3 +260,17 @@ def test_same_classes_compares_the_unit_to_class_maps(local, tmp_path):
         local.same_classes(a, b)
     with pytest.raises(SystemExit, match="units.json does not exist"):
         local.same_classes(a, tmp_path)
+
+
+def test_weighed_subsets_repeat_the_small_split_to_weigh_as_much_audio(local, tmp_path):
+    def manifest(name, seconds):
+        rows = [f"{name}-{i}.wav\t{16000 * s}" for i, s in enumerate(seconds)]
+        (tmp_path / f"{name}.tsv").write_text("\n".join(["/audio"] + rows) + "\n")
+
+    manifest("unlabeled", [60] * 70)  # 70 min
+    manifest("unlabeled_ood", [60] * 10)  # 10 min: named 7 times
+    assert local.weighed_subsets(tmp_path, "unlabeled", "unlabeled_ood") == ",".join(["unlabeled"] + ["unlabeled_ood"] * 7)
+    manifest("unlabeled_ood", [60] * 100)  # larger than the big one: named once, never dropped
+    assert local.weighed_subsets(tmp_path, "unlabeled", "unlabeled_ood") == "unlabeled,unlabeled_ood"
+    with pytest.raises(SystemExit, match=r"gone\.tsv is missing or holds no audio: build the corpus first"):
+        local.weighed_subsets(tmp_path, "unlabeled", "gone")
