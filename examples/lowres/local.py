@@ -737,6 +737,37 @@ def label_quality(generate: Path, data: Path, split: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def labels_file(generate: Path, data: Path, split: str, ext: str) -> Path:
+    """A model's greedy labels of ``split`` (fairseq-generate's log of the whole split) written as
+    fixed pseudo-labels ``{data}/{split}.{ext}``, one line per manifest row spelled as the .ltr
+    transcripts, for slimIPL's ``task.pl_decoder=file task.pl_labels=<ext>``.  An existing file
+    is left as it is when it holds the same labels and refused otherwise."""
+    from sslasr_plugin.decoding.report import read_generate_output
+
+    hyps = {}
+    for line in generate.read_text(encoding="utf-8").splitlines():
+        key, _, rest = line.partition("\t")
+        if key.startswith("D-"):
+            hyps[int(key[2:])] = rest.partition("\t")[2]
+    read_generate_output(str(generate))  # refuses a log whose references and hypotheses do not pair up
+    _, rows = read_manifest(str(data / f"{split}.tsv"))
+    if sorted(hyps) != list(range(len(rows))):
+        raise SystemExit(f"error: {generate} has {len(hyps)} decoded utterances, {data}/{split}.tsv {len(rows)}: "
+                         f"decode the whole split (fairseq-generate --gen-subset {split})")
+    text = "".join(" | ".join(" ".join(w) for w in hyps[i].split()) + (" |" if hyps[i].split() else "") + "\n"
+                   for i in range(len(rows)))
+    out = data / f"{split}.{ext}"
+    if out.exists():
+        if out.read_text(encoding="utf-8") != text:
+            raise SystemExit(f"error: {out} exists and holds other labels than {generate}'s: remove it or "
+                             "choose another extension")
+        return out
+    tmp = out.with_name(out.name + ".partial")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -776,6 +807,11 @@ def main(argv=None) -> int:
     p.add_argument("--generate", type=Path, required=True, help="fairseq-generate's generate-<split>.txt")
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--split", required=True)
+    p = sub.add_parser("labels-file", help="a model's labels of a split as fixed pseudo-labels {split}.{ext}")
+    p.add_argument("--generate", type=Path, required=True, help="fairseq-generate's generate-<split>.txt")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--split", required=True)
+    p.add_argument("--ext", required=True, help="the labels' extension (task.pl_labels), e.g. joint_ood_s1.ltr")
     p = sub.add_parser("by-voice", help="CER per voice of a split, per run, from the page's store")
     p.add_argument("--store", type=Path, default=Path("docs/results/lowres"))
     p.add_argument("--data", type=Path, default=Path("data/lowres"))
@@ -809,6 +845,8 @@ def main(argv=None) -> int:
         check_budget(args.run, args.max_update)
     elif args.cmd == "label-quality":
         print(label_quality(args.generate, args.data, args.split), end="")
+    elif args.cmd == "labels-file":
+        print(labels_file(args.generate, args.data, args.split, args.ext))
     elif args.cmd == "by-voice":
         print(by_voice(args.store, args.data, args.split, args.runs), end="")
     else:

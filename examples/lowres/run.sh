@@ -16,7 +16,15 @@
 #      first seed, its ceiling: the same run trained on the true transcripts (task.pl_decoder=oracle)
 #   6  slimIPL with hard labels adapting to `unlabeled_ood` (held-out voices), first seed, and its
 #      ceiling on the true transcripts; soft labels + CTC mix (stage 7's arm) on `unlabeled` and
-#      `unlabeled_ood` together
+#      `unlabeled_ood` together; and, per --ood-teachers (none by default) and --arm-seeds, the same
+#      slimIPL run adapting to `unlabeled_ood` on fixed labels, another model's greedy labels of it
+#      (task.pl_decoder=file; local.py labels-file writes them into --data as
+#      unlabeled_ood.pl_<teacher>_s<seed>.ltr, label-quality measures them): `baseline` (the seed's),
+#      a stage-10 joint arm of the seed (`joint`, `joint_both`, `joint_ood`, `joint_mix`: its
+#      adaptation without labels as the teacher), or, as measurements of how good labels must be
+#      (not arms: they learned from the true transcripts of `unlabeled`), `oracle` (stage 1's model)
+#      and `slimipl_oracle` (stage 5's ceiling run of the seed); runs
+#      slimipl_fixed_ood_<teacher>_s<seed>
 #   7  the PL arms of --pl-arms, per --arm-seeds, each from that seed's baseline with the control's
 #      schedule: soft_ctc_mix (the default), soft labels regularised by CTC on the greedy transcript
 #      (0.5/0.5); and slimIPL with hard labels from another teacher or at another share:
@@ -75,7 +83,7 @@ oracle_updates=5000; base_updates=4000; patience=6; pl_updates=3000; interval=25
 sweep="d0.1_m0.2 d0.2_m0.4 d0.3_m0.6"; max_tokens=640000; decode_splits="test test_ood"
 teacher_updates=1000; pretrain_updates=4000; ft_updates=3000; classes=500; min_frames=30; km_clusters=100
 frame_arms="csl ce_pl w2v2 w2v2_both hubert joint"
-pl_arms=soft_ctc_mix
+pl_arms=soft_ctc_mix; ood_teachers=
 while [ $# -gt 0 ]; do
     case "$1" in
         --stage) stage=$2 ;; --stop-stage) stop_stage=$2 ;; --preset) preset=$2 ;; --labeled) labeled=$2 ;;
@@ -86,7 +94,7 @@ while [ $# -gt 0 ]; do
         --teacher-updates) teacher_updates=$2 ;; --pretrain-updates) pretrain_updates=$2 ;;
         --ft-updates) ft_updates=$2 ;; --classes) classes=$2 ;; --min-frames) min_frames=$2 ;;
         --pretrain-arms|--frame-arms) frame_arms=$2 ;; --km-clusters) km_clusters=$2 ;;
-        --pl-arms) pl_arms=$2 ;;
+        --pl-arms) pl_arms=$2 ;; --ood-teachers) ood_teachers=$2 ;;
         *) echo "error: unknown option $1 (see the head of $0)" >&2; exit 2 ;;
     esac
     shift 2
@@ -95,6 +103,12 @@ for arm in $pl_arms; do
     case "$arm" in soft_ctc_mix|slimipl_ema|slimipl_frozen|slimipl_1to1) ;;
         *) echo "error: --pl-arms takes soft_ctc_mix, slimipl_ema, slimipl_frozen and slimipl_1to1, not '$arm'" >&2
            exit 2 ;; esac
+done
+for teacher in $ood_teachers; do
+    case "$teacher" in baseline|oracle|slimipl_oracle|joint|joint_both|joint_ood|joint_mix) ;;
+        *) echo "error: --ood-teachers takes baseline, oracle, slimipl_oracle, joint, joint_both, joint_ood and joint_mix, not '$teacher'" >&2
+           exit 2 ;;
+    esac
 done
 for arm in $frame_arms; do
     case "$arm" in csl|ce_pl|w2v2|w2v2_both|hubert|joint|joint_both|joint_ood|joint_mix|csl_oracle|ce_pl_oracle) ;;
@@ -298,6 +312,43 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
     # by a model that the training voices' pseudo-labels improve as it goes (pl_cer_unlabeled_ood)
     run 6 "$exp/$subset/soft_ctc_mix_both_s$first_seed" examples/slimipl slimipl +variant=soft_ctc_mix \
         "common.seed=$first_seed" "${pl[@]}" "${slimipl[@]}" "task.unlabeled_subsets='unlabeled,unlabeled_ood'"
+    # slimIPL's schedule on a teacher's fixed labels of the held-out voices: how much the adaptation
+    # gains per point of label CER, between the baseline's own labels and the true transcripts
+    for seed in $arm_seeds; do
+        [ -n "$ood_teachers" ] || break
+        pl_args 6 "$seed"
+        for teacher in $ood_teachers; do
+            out="$exp/$subset/slimipl_fixed_ood_${teacher}_s$seed"
+            ext="pl_${teacher}_s$seed.ltr"
+            if [ ! -f "$out/DONE" ] && ! kept "$out"; then
+                case "$teacher" in
+                    baseline) model="$init" ;;
+                    oracle) model="$exp/oracle_s$first_seed/checkpoint_best.pt" ;;
+                    *) model="$exp/$subset/${teacher}_s$seed/checkpoint_best.pt" ;;
+                esac
+                if [ ! -s "$model" ] || { [ "$teacher" != baseline ] && [ ! -f "$(dirname "$model")/DONE" ]; }; then
+                    echo "error: the teacher $model is not trained here: run its stage first (oracle: 1, slimipl_oracle: 5, joint arms: 10 with --pretrain-arms $teacher --arm-seeds $seed)" >&2
+                    exit 1
+                fi
+                labels="$exp/$subset/ood_labels_${teacher}_s$seed"
+                if [ ! -s "$labels/generate-unlabeled_ood.txt" ]; then
+                    log 6 "${labels#"$exp"/}: $teacher's greedy labels of unlabeled_ood"
+                    rm -rf "$labels.partial"
+                    fairseq-generate "$data" --user-dir sslasr_plugin --task sslasr_audio_ctc --path "$model" \
+                        --gen-subset unlabeled_ood --scoring wer --post-process letter --beam 1 --max-tokens 4000000 \
+                        --results-path "$labels.partial" >/dev/null
+                    rm -rf "$labels"
+                    mv "$labels.partial" "$labels"
+                fi
+                python examples/lowres/local.py labels-file --generate "$labels/generate-unlabeled_ood.txt" \
+                    --data "$data" --split unlabeled_ood --ext "$ext" >/dev/null
+                python examples/lowres/local.py label-quality --generate "$labels/generate-unlabeled_ood.txt" \
+                    --data "$data" --split unlabeled_ood > "$labels/label_quality.md"
+            fi
+            run 6 "$out" examples/slimipl slimipl "common.seed=$seed" "${pl[@]}" "${slimipl[@]}" \
+                task.unlabeled_subsets=unlabeled_ood task.pl_decoder=file "task.pl_labels=$ext"
+        done
+    done
 fi
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then

@@ -8,7 +8,9 @@ cache fills, its reads label and store a batch each and make no update, as flash
 (``task.train_while_filling=true``: train on each such batch too).  Labeling statistics are
 logged and watched by a collapse detector (``decoding.online_labels``), with ``pl_unlabeled_h``,
 the hours of unlabeled audio labeled at least once so far, and with several unlabeled subsets
-(``task.unlabeled_subsets='a,b'``) the labels' CER on each (``pl_cer_a``, ``pl_cer_b``).  The cache is saved in checkpoints, so
+(``task.unlabeled_subsets='a,b'``) the labels' CER on each (``pl_cer_a``, ``pl_cer_b``).  The labels
+may also be fixed ones from a file (``task.pl_decoder=file``: another model's, decoded offline) or
+the true transcripts (``oracle``, a ceiling measurement).  The cache is saved in checkpoints, so
 a resumed run makes the same decisions.  The cache's workings are in docs/design.md ("slimIPL's cache").
 
     fairseq-hydra-train --config-dir examples/slimipl --config-name slimipl \\
@@ -46,7 +48,7 @@ from .two_stream import TwoStreamConfig, TwoStreamTask
 logger = logging.getLogger(__name__)
 
 PSEUDO_LABELS = ChoiceEnum(["hard", "soft"])
-PL_DECODERS = ChoiceEnum(["greedy", "lm", "oracle"])
+PL_DECODERS = ChoiceEnum(["greedy", "lm", "oracle", "file"])
 _STAT = "pl_stat_"
 _SUB = "pl_sub_"  # per unlabeled subset (several of them): oracle errors and tokens, "pl_sub_errors:<subset>"
 
@@ -80,7 +82,9 @@ class SlimIplConfig(TwoStreamConfig):
         default="greedy", metadata={"help": "how hard pseudo-labels are decoded: greedy (slimIPL), or lm: beam "
                                             "search with task.kenlm_model (+ task.lexicon, word_score, ...); "
                                             "oracle: the true transcripts of task.oracle_labels instead (a "
-                                            "measurement: the ceiling perfect labels reach with the same schedule)"})
+                                            "measurement: the ceiling perfect labels reach with the same schedule); "
+                                            "file: fixed labels from task.pl_labels (offline pseudo-labels of "
+                                            "another model, e.g. a better teacher's), the same schedule"})
     pl_beam: int = field(default=50, metadata={"help": "beam size of LM pseudo-labeling"})
     pl_lm_weight: float = field(default=2.0, metadata={"help": "LM weight of LM pseudo-labeling"})
     pl_dropout: Optional[float] = field(
@@ -93,6 +97,12 @@ class SlimIplConfig(TwoStreamConfig):
         default=None,
         metadata={"help": "extension of the unlabeled audio's true transcripts ({subset}.{ext}), for logging "
                   "pl_cer (the synthetic corpus writes them); trained on only with task.pl_decoder=oracle"},
+    )
+    pl_labels: Optional[str] = field(
+        default=None,
+        metadata={"help": "extension of fixed pseudo-labels of the unlabeled audio ({subset}.{ext}, one line per "
+                  "manifest row, spelled as the .ltr transcripts), trained on with task.pl_decoder=file; pl_cer "
+                  "stays measured against task.oracle_labels"},
     )
     collapse_min_ratio: float = field(
         default=0.5,
@@ -116,6 +126,7 @@ class SlimIplTask(TwoStreamTask):
         self.cache = PseudoLabelCache(cfg.cache_size, cfg.cache_replace_prob, cfg.seed)
         self.detector: Optional[CollapseDetector] = None
         self._oracle: List[Optional[List[int]]] = []  # per unlabeled utterance, in stream order
+        self._fixed: List[Optional[List[int]]] = []  # task.pl_labels's, the same order (pl_decoder=file)
         self._subsets: List[Tuple[str, int]] = []  # (unlabeled subset, its first utterance in the stream)
         self._dropout_lowered = False
         self._cache_batches: Optional[CacheBatches] = None
@@ -127,6 +138,9 @@ class SlimIplTask(TwoStreamTask):
         if cfg.pl_decoder == "oracle" and (cfg.pseudo_labels != "hard" or not cfg.oracle_labels):
             raise ValueError("task.pl_decoder=oracle trains on the unlabeled audio's true transcripts: it needs "
                              "task.pseudo_labels=hard and task.oracle_labels=<their extension, e.g. ltr>")
+        if cfg.pl_decoder == "file" and (cfg.pseudo_labels != "hard" or not cfg.pl_labels):
+            raise ValueError("task.pl_decoder=file trains on fixed pseudo-labels: it needs task.pseudo_labels=hard "
+                             "and task.pl_labels=<their extension: {subset}.<ext> beside each unlabeled manifest>")
         self._decode = self._labeling_decoder(cfg) if cfg.pl_decoder == "lm" else greedy_decode
 
     def _labeling_decoder(self, cfg: SlimIplConfig):
@@ -155,24 +169,30 @@ class SlimIplTask(TwoStreamTask):
             max_sample_size=None, min_sample_size=self.cfg.min_sample_size, pad=True, normalize=self.cfg.normalize,
         )
         self._subsets.append((split, len(self._oracle)))
-        self._oracle.extend(self._read_oracle(split, dataset))
+        self._oracle.extend(self._read_labels(split, dataset, self.cfg.oracle_labels, "oracle"))
+        if self.cfg.pl_decoder == "file":
+            self._fixed.extend(self._read_labels(split, dataset, self.cfg.pl_labels, "file"))
         return dataset
 
-    def _read_oracle(self, split: str, dataset: FileAudioDataset) -> List[Optional[List[int]]]:
-        if not self.cfg.oracle_labels:
+    def _read_labels(self, split: str, dataset: FileAudioDataset, ext: Optional[str],
+                     decoder: str) -> List[Optional[List[int]]]:
+        """``split``'s transcripts ``{split}.{ext}``: the true ones (``decoder`` oracle) or fixed
+        pseudo-labels (file), encoded; required when task.pl_decoder is ``decoder``."""
+        if not ext:
             return [None] * len(dataset)
-        path = os.path.join(self.cfg.data, f"{split}.{self.cfg.oracle_labels}")
+        path = os.path.join(self.cfg.data, f"{split}.{ext}")
+        what = "the true transcripts" if decoder == "oracle" else "the pseudo-labels"
         if not os.path.exists(path):
-            if self.cfg.pl_decoder == "oracle":
-                raise FileNotFoundError(f"task.pl_decoder=oracle trains on {path}, which does not exist: write the "
-                                        f"true transcripts of {split} there (one line per row of {split}.tsv)")
+            if self.cfg.pl_decoder == decoder:
+                raise FileNotFoundError(f"task.pl_decoder={decoder} trains on {path}, which does not exist: write "
+                                        f"{what} of {split} there (one line per row of {split}.tsv)")
             logger.warning(f"no oracle transcripts {path}: pl_cer is not logged for {split}")
             return [None] * len(dataset)
         with open(path, encoding="utf-8") as f:
             lines = [line for i, line in enumerate(f) if i not in dataset.skipped_indices]
         if len(lines) != len(dataset):
             raise ValueError(f"{path} has {len(lines)} usable lines, {split}.tsv {len(dataset)} utterances: "
-                             "the oracle transcripts must have one line per manifest row")
+                             f"{what} must have one line per manifest row")
         d = self.target_dictionary
         return [d.encode_line(line, append_eos=False, add_if_not_exist=False).tolist() for line in lines]
 
@@ -200,7 +220,7 @@ class SlimIplTask(TwoStreamTask):
 
     def load_dataset(self, split: str, task_cfg: SlimIplConfig = None, **kwargs):
         if split == self.cfg.train_subset:
-            self._oracle, self._subsets = [], []
+            self._oracle, self._fixed, self._subsets = [], [], []
         super().load_dataset(split, task_cfg, **kwargs)
         if split == self.cfg.train_subset:
             unsup = self.datasets[split].streams[UNSUP]
@@ -327,7 +347,12 @@ class SlimIplTask(TwoStreamTask):
         ids = batch["id"].cpu()
         first = self.datasets[self.cfg.train_subset].offset[UNSUP]
         oracle = [self._oracle[i - first] for i in ids.tolist()]
-        decode = _true_transcripts(oracle) if self.cfg.pl_decoder == "oracle" else self._decode
+        if self.cfg.pl_decoder == "oracle":
+            decode = _true_transcripts(oracle)
+        elif self.cfg.pl_decoder == "file":
+            decode = _true_transcripts([self._fixed[i - first] for i in ids.tolist()])
+        else:
+            decode = self._decode
         labels = label_batch(teacher, batch["net_input"], self._blank, drop=(d.pad(), d.eos()),
                              soft=self.cfg.pseudo_labels == "soft", sample_rate=self.cfg.sample_rate,
                              oracle=oracle, decoder=decode)
@@ -466,11 +491,12 @@ class SlimIplTask(TwoStreamTask):
         metrics.log_scalar("pl_collapsed", max(log.get(_STAT + "collapsed", 0) for log in logging_outputs), round=0)
 
 
-def _true_transcripts(oracle: List[Optional[List[int]]]):
-    """A stand-in for the labeling decoder that returns the batch's true transcripts (in batch
-    order) whatever the teacher emits: ``task.pl_decoder=oracle``."""
+def _true_transcripts(given: List[Optional[List[int]]]):
+    """A stand-in for the labeling decoder that returns the batch's given transcripts (in batch
+    order) whatever the teacher emits: the true ones (``task.pl_decoder=oracle``) or fixed
+    pseudo-labels (``file``)."""
     def decode(lprobs, lengths, blank):
-        return [{"tokens": torch.tensor(tokens, dtype=torch.long)} for tokens in oracle]
+        return [{"tokens": torch.tensor(tokens, dtype=torch.long)} for tokens in given]
 
     return decode
 

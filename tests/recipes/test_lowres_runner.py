@@ -186,6 +186,33 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
         log = (exp / f"labeled_10min/{arm}_s1/hydra/hydra_train.log").read_text()
         assert f"'unlabeled_subsets': '{subsets}'" in log and "num_updates 7" in log, arm
         assert f"unlabeled ({subsets.replace(',', ', ')}, labeled_10min)" in log, arm
+    # --ood-teachers: stage 6's slimIPL adaptation on another model's fixed greedy labels of the
+    # held-out voices (a joint arm's here, and the baseline's own), written into --data, measured,
+    # and scored against the true transcripts as the run trains on them.
+    out = run(runner(tmp_path, "--seeds", "1", "--stage", "6", "--stop-stage", "6", "--pl-updates", "6",
+                     "--ood-teachers", "baseline joint_ood"))
+    assert "slimipl_hard_ood_s1: done, skipped" in out and "soft_ctc_mix_both_s1: done, skipped" in out
+    for teacher in ("baseline", "joint_ood"):
+        assert f"ood_labels_{teacher}_s1: {teacher}'s greedy labels of unlabeled_ood" in out
+        generated = (exp / f"labeled_10min/ood_labels_{teacher}_s1/generate-unlabeled_ood.txt").read_text()
+        hyps = dict(re.findall(r"^D-(\d+)\t[^\t]*\t(.*)$", generated, flags=re.M))
+        labels = (data / f"unlabeled_ood.pl_{teacher}_s1.ltr").read_text().splitlines()
+        assert len(labels) == len(rows("unlabeled_ood")) - 1 == len(hyps)
+        assert [line.replace(" ", "").replace("|", " ").strip() for line in labels] == [
+            hyps[str(i)] for i in range(len(labels))]
+        assert "label CER" in (exp / f"labeled_10min/ood_labels_{teacher}_s1/label_quality.md").read_text()
+        log = (exp / f"labeled_10min/slimipl_fixed_ood_{teacher}_s1/hydra/hydra_train.log").read_text()
+        assert ("'pl_decoder': file" in log and f"'pl_labels': 'pl_{teacher}_s1.ltr'" in log
+                and "'unlabeled_subsets': 'unlabeled_ood'" in log), teacher
+        assert "baseline_d0.1_m0.2_s1/checkpoint_best.pt" in log, teacher  # the student: the baseline
+        assert re.search(r"pl_cer[= ]\d", (exp / f"labeled_10min/slimipl_fixed_ood_{teacher}_s1/train.out").read_text())
+        assert (exp / f"labeled_10min/slimipl_fixed_ood_{teacher}_s1/DONE").exists()
+    again = run(runner(tmp_path, "--seeds", "1", "--stage", "6", "--stop-stage", "6", "--ood-teachers", "joint_ood"))
+    assert "slimipl_fixed_ood_joint_ood_s1: done, skipped" in again and "greedy labels" not in again
+    bad = subprocess.run(runner(tmp_path, "--stage", "6", "--ood-teachers", "joint_ood control"), cwd=REPO, env=env(),
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and ("--ood-teachers takes baseline, oracle, slimipl_oracle, joint, joint_both, joint_ood "
+                                    "and joint_mix, not 'control'") in bad.stderr
     # Stage 7's other PL arms (--pl-arms): slimIPL's labels by an EMA of the model, by the starting
     # baseline throughout (an EMA that never moves: its weights stay the baseline's while the
     # model's move), or at 1 labeled : 1 pseudo-labeled update; each against the same control.

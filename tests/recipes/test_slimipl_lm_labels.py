@@ -1,6 +1,6 @@
 """slimIPL's labeler decoders other than greedy in real fairseq-hydra-train runs: beam search with an
-n-gram LM (task.pl_decoder=lm), and the true transcripts (task.pl_decoder=oracle, the ceiling
-measurement)."""
+n-gram LM (task.pl_decoder=lm), the true transcripts (task.pl_decoder=oracle, the ceiling
+measurement), and fixed labels from a file (task.pl_decoder=file, another model's)."""
 import re
 
 import pytest
@@ -59,6 +59,37 @@ def test_oracle_labels_need_their_transcripts(tiny_corpus, tmp_path):
         proc.stdout + proc.stderr)
     proc = _train(tiny_corpus, tmp_path / "b", "task.pl_decoder=oracle", "task.oracle_labels=nope", check=False)
     assert proc.returncode != 0 and "unlabeled.nope, which does not exist" in proc.stdout + proc.stderr
+
+
+def test_file_labels_are_trained_on_and_scored_against_the_true_transcripts(corpus_copy, tmp_path):
+    truth = (corpus_copy / "unlabeled.ltr").read_text().splitlines()
+    # another model's labels: here every utterance's true letters with its first word dropped
+    fixed = [line.split(" | ", 1)[-1] for line in truth]
+    assert fixed != truth
+    (corpus_copy / "unlabeled.teacher.ltr").write_text("\n".join(fixed) + "\n")
+    proc = _train(corpus_copy, tmp_path / "run", "task.pl_decoder=file", "task.pl_labels=teacher.ltr")
+    assert _update_kinds(proc.stdout) == ["sup", "fill", "pl"]
+    cer = [float(x) for x in re.findall(r"pl_cer[= ]([\d.]+)", proc.stdout)]
+    assert cer and min(cer) > 0  # the file's labels against the true transcripts, not against themselves
+    cache = load_checkpoint(tmp_path / "run" / "checkpoint_last.pt")["extra_state"]["SlimIplTask"]["slimipl_cache"]
+    symbols = [line.split()[0] for line in (corpus_copy / "dict.ltr.txt").read_text().splitlines()]
+    n_labeled = len((corpus_copy / "labeled.tsv").read_text().splitlines()) - 1
+    (part,) = cache["entries"][0]["parts"]
+    assert len(part["ids"]) > 0
+    for i, tokens in zip(part["ids"].tolist(), part["tokens"]):
+        assert _letters(tokens, symbols) == fixed[i - n_labeled]
+
+
+def test_file_labels_need_their_file_with_a_line_per_utterance(corpus_copy, tmp_path):
+    proc = _train(corpus_copy, tmp_path / "a", "task.pl_decoder=file", check=False)
+    assert proc.returncode != 0 and "task.pl_decoder=file trains on fixed pseudo-labels" in proc.stdout + proc.stderr
+    proc = _train(corpus_copy, tmp_path / "b", "task.pl_decoder=file", "task.pl_labels=nope", check=False)
+    assert proc.returncode != 0 and "unlabeled.nope, which does not exist" in proc.stdout + proc.stderr
+    lines = (corpus_copy / "unlabeled.ltr").read_text().splitlines()
+    (corpus_copy / "unlabeled.short.ltr").write_text("\n".join(lines[:-1]) + "\n")
+    proc = _train(corpus_copy, tmp_path / "c", "task.pl_decoder=file", "task.pl_labels=short.ltr", check=False)
+    assert proc.returncode != 0 and (f"unlabeled.short.ltr has {len(lines) - 1} usable lines, unlabeled.tsv "
+                                     f"{len(lines)} utterances") in proc.stdout + proc.stderr
 
 
 def test_label_cer_is_logged_per_unlabeled_subset(tiny_corpus, tmp_path):

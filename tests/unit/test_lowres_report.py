@@ -274,3 +274,25 @@ def test_weighed_subsets_repeat_the_small_split_to_weigh_as_much_audio(local, tm
     assert local.weighed_subsets(tmp_path, "unlabeled", "unlabeled_ood") == "unlabeled,unlabeled_ood"
     with pytest.raises(SystemExit, match=r"gone\.tsv is missing or holds no audio: build the corpus first"):
         local.weighed_subsets(tmp_path, "unlabeled", "gone")
+
+
+def test_labels_file_spells_the_hypotheses_as_ltr_lines_in_manifest_order(local, tmp_path):
+    # fairseq-generate writes utterances out of order; an empty hypothesis is an empty line
+    gen = tmp_path / "generate-unlabeled_ood.txt"
+    gen.write_text("T-1\tNO\nH-1\t-1.0\t\nD-1\t-1.0\t\nT-0\tAB CD\nH-0\t-2.0\tAB CX\nD-0\t-2.0\tAB CX\n"
+                   "T-2\tE\nH-2\t-0.5\tE\nD-2\t-0.5\tE\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "unlabeled_ood.tsv").write_text("/root\n" + "".join(f"wav/u-{i}.wav\t16000\n" for i in range(3)))
+    out = local.labels_file(gen, data, "unlabeled_ood", "teacher.ltr")
+    assert out == data / "unlabeled_ood.teacher.ltr"
+    assert out.read_text().splitlines() == ["A B | C X |", "", "E |"]
+    assert local.labels_file(gen, data, "unlabeled_ood", "teacher.ltr") == out  # the same labels: left as they are
+    out.write_text("mine\n")  # a file of other labels is never overwritten
+    with pytest.raises(SystemExit, match="exists and holds other labels"):
+        local.labels_file(gen, data, "unlabeled_ood", "teacher.ltr")
+    assert out.read_text() == "mine\n"
+    (data / "unlabeled_ood.tsv").write_text("/root\n" + "".join(f"wav/u-{i}.wav\t16000\n" for i in range(4)))
+    with pytest.raises(SystemExit, match="has 3 decoded utterances, .*unlabeled_ood.tsv 4: decode the whole split"):
+        local.labels_file(gen, data, "unlabeled_ood", "other.ltr")
+    assert not (data / "unlabeled_ood.other.ltr").exists()
