@@ -194,7 +194,15 @@ class SlimIplTask(TwoStreamTask):
             raise ValueError(f"{path} has {len(lines)} usable lines, {split}.tsv {len(dataset)} utterances: "
                              f"{what} must have one line per manifest row")
         d = self.target_dictionary
-        return [d.encode_line(line, append_eos=False, add_if_not_exist=False).tolist() for line in lines]
+        encoded = [d.encode_line(line, append_eos=False, add_if_not_exist=False).tolist() for line in lines]
+        if decoder == "file":  # another model's labels, maybe of another dictionary: never trained on as <unk>
+            for n, (line, tokens) in enumerate(zip(lines, encoded), 1):
+                if d.unk() in tokens:
+                    unknown = sorted({w for w in line.split() if d.index(w) == d.unk()})
+                    raise ValueError(f"{path}, line {n} (of the usable lines): {' '.join(unknown)} not in the "
+                                     f"dictionary {self.cfg.data}/dict.{self.cfg.labels}.txt: spell the labels in its symbols, "
+                                     "as the .ltr transcripts")
+        return encoded
 
     def unlabeled_perturbed(self, dataset):
         """The unlabeled audio keeps its speed (``task.speed_perturb`` applies to the labeled audio):
@@ -348,9 +356,9 @@ class SlimIplTask(TwoStreamTask):
         first = self.datasets[self.cfg.train_subset].offset[UNSUP]
         oracle = [self._oracle[i - first] for i in ids.tolist()]
         if self.cfg.pl_decoder == "oracle":
-            decode = _true_transcripts(oracle)
+            decode = _given_transcripts(oracle)
         elif self.cfg.pl_decoder == "file":
-            decode = _true_transcripts([self._fixed[i - first] for i in ids.tolist()])
+            decode = _given_transcripts([self._fixed[i - first] for i in ids.tolist()])
         else:
             decode = self._decode
         labels = label_batch(teacher, batch["net_input"], self._blank, drop=(d.pad(), d.eos()),
@@ -491,7 +499,7 @@ class SlimIplTask(TwoStreamTask):
         metrics.log_scalar("pl_collapsed", max(log.get(_STAT + "collapsed", 0) for log in logging_outputs), round=0)
 
 
-def _true_transcripts(given: List[Optional[List[int]]]):
+def _given_transcripts(given: List[Optional[List[int]]]):
     """A stand-in for the labeling decoder that returns the batch's given transcripts (in batch
     order) whatever the teacher emits: the true ones (``task.pl_decoder=oracle``) or fixed
     pseudo-labels (``file``)."""

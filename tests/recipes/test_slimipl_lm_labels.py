@@ -90,6 +90,10 @@ def test_file_labels_need_their_file_with_a_line_per_utterance(corpus_copy, tmp_
     proc = _train(corpus_copy, tmp_path / "c", "task.pl_decoder=file", "task.pl_labels=short.ltr", check=False)
     assert proc.returncode != 0 and (f"unlabeled.short.ltr has {len(lines) - 1} usable lines, unlabeled.tsv "
                                      f"{len(lines)} utterances") in proc.stdout + proc.stderr
+    (corpus_copy / "unlabeled.odd.ltr").write_text("\n".join(lines[:1] + ["A B | 7 |"] + lines[2:]) + "\n")
+    proc = _train(corpus_copy, tmp_path / "d", "task.pl_decoder=file", "task.pl_labels=odd.ltr", check=False)
+    assert proc.returncode != 0 and "unlabeled.odd.ltr, line 2 (of the usable lines): 7 not in the dictionary" in (
+        proc.stdout + proc.stderr)
 
 
 def test_label_cer_is_logged_per_unlabeled_subset(tiny_corpus, tmp_path):
