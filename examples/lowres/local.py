@@ -744,18 +744,13 @@ def labels_file(generate: Path, data: Path, split: str, ext: str) -> Path:
     is left as it is when it holds the same labels and refused otherwise."""
     from sslasr_plugin.decoding.report import read_generate_output
 
-    hyps = {}
-    for line in generate.read_text(encoding="utf-8").splitlines():
-        key, _, rest = line.partition("\t")
-        if key.startswith("D-"):
-            hyps[int(key[2:])] = rest.partition("\t")[2]
-    read_generate_output(str(generate))  # refuses a log whose references and hypotheses do not pair up
+    pairs = read_generate_output(str(generate))  # in utterance-id order
     _, rows = read_manifest(str(data / f"{split}.tsv"))
-    if sorted(hyps) != list(range(len(rows))):
-        raise SystemExit(f"error: {generate} has {len(hyps)} decoded utterances, {data}/{split}.tsv {len(rows)}: "
+    if sorted(_scored(generate)) != list(range(len(rows))) or len(pairs) != len(rows):
+        raise SystemExit(f"error: {generate} has {len(pairs)} decoded utterances, {data}/{split}.tsv {len(rows)}: "
                          f"decode the whole split (fairseq-generate --gen-subset {split})")
-    text = "".join(" | ".join(" ".join(w) for w in hyps[i].split()) + (" |" if hyps[i].split() else "") + "\n"
-                   for i in range(len(rows)))
+    text = "".join(" | ".join(" ".join(w) for w in hyp.split()) + (" |" if hyp.split() else "") + "\n"
+                   for _, hyp in pairs)
     out = data / f"{split}.{ext}"
     if out.exists():
         if out.read_text(encoding="utf-8") != text:
