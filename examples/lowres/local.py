@@ -299,6 +299,9 @@ def collect(exp: Path, store: Path) -> None:
             "sweep_point": sweep_point(text),
         }
         write_text(dest / "facts.json", json.dumps(facts, indent=1) + "\n")
+    # how good stage 6's fixed labels of the held-out voices were (the decodes themselves stay in exp/)
+    for quality in sorted(exp.glob("*/ood_labels_*/label_quality.md")):
+        write_text(store / quality.relative_to(exp), quality.read_text())
 
 
 def _runs(store: Path) -> Dict[str, Path]:
@@ -357,6 +360,27 @@ def _delta(store: Path, runs: Dict[str, Path], pairs: List[Tuple[str, str]], spl
     d, lo, hi = paired_bootstrap(a_err, c_err, total)
     control_cer = 100.0 * c_err.sum() / max(total.sum(), 1)
     return f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}] ({100 * d / max(control_cer, 1e-9):+.0f}% rel.)"
+
+
+def _label_ladder(store: Path, runs: Dict[str, Path], rates) -> List[str]:
+    """The table of stage 6's fixed-label runs (``slimipl_fixed_ood_<teacher>_s<seed>``), each with
+    its labels' CER (the label_quality.md that ``collect`` kept), best label CER first."""
+    rows = []
+    for name in runs:
+        match = re.match(r"(.*/)?slimipl_fixed_ood_(\w+)_s(\d+)$", name)
+        quality = store / f"{match.group(1) or ''}ood_labels_{match.group(2)}_s{match.group(3)}" / "label_quality.md" \
+            if match else None
+        found = re.search(r"label CER ([0-9.]+)", quality.read_text()) if quality and quality.exists() else None
+        control = control_of(name)
+        if not found or control not in runs or "test_ood" not in rates[name]:
+            continue
+        rows.append((float(found.group(1)), f"| {match.group(2)} | {match.group(3)} | {found.group(1)} | "
+                     f"{_rate(rates[name]['test_ood'], 'char'):.2f} | "
+                     f"{_delta(store, runs, [(name, control)], 'test_ood')} | {_delta(store, runs, [(name, control)], 'test')} |"))
+    if not rows:
+        return []
+    return ["| teacher | seed | label CER | test_ood CER | test_ood ΔCER vs control [95% CI] | test ΔCER vs control |",
+            "|---|---|---|---|---|---|"] + [row for _, row in sorted(rows)]
 
 
 def render(store: Path, page: Path, command: str) -> None:
@@ -424,6 +448,12 @@ def render(store: Path, page: Path, command: str) -> None:
             seeds = ", ".join(str(arm_of(n)[1]) for n, _ in pairs)
             summary.append(f"| {arm} | {arm_of(pairs[0][1])[0]} | {seeds} | "
                            + " | ".join(_delta(store, runs, pairs, split) for split in SPLITS) + " |")
+
+    ladder = _label_ladder(store, runs, rates)
+    if ladder:
+        summary += ["", "slimIPL adapting to the held-out voices on fixed labels (stage 6, `--ood-teachers`): how much "
+                    "the adaptation gains for how good its labels are (label CER of `unlabeled_ood` against its true "
+                    "transcripts; ΔCER against the seed's control, same 95% intervals):", ""] + ladder
 
     _plot_curves(store, runs, page.with_suffix(".png"))
     minutes_plot = page.with_name(page.stem + "_minutes.png")
@@ -737,20 +767,51 @@ def label_quality(generate: Path, data: Path, split: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def labels_file(generate: Path, data: Path, split: str, ext: str) -> Path:
+def _ltr(words: str) -> str:
+    """A word string spelled as a .ltr line ("ab c" -> "a b | c |"; "" -> "")."""
+    return " | ".join(" ".join(w) for w in words.split()) + (" |" if words.split() else "")
+
+
+def _words(ltr: str) -> str:
+    """A .ltr line as a word string (the inverse of ``_ltr``)."""
+    return " ".join(ltr.replace(" ", "").replace("|", " ").split())
+
+
+def _transcripts(data: Path, split: str, n: int) -> List[str]:
+    """The .ltr lines of ``split``, refused unless there is one per manifest row."""
+    path = data / f"{split}.ltr"
+    if not path.exists():
+        raise SystemExit(f"error: {path} does not exist: the true transcripts of {split} are needed "
+                         "(build the corpus with data_prep.corpus)")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if len(lines) != n:
+        raise SystemExit(f"error: {path} has {len(lines)} lines, {data}/{split}.tsv {n} rows: rebuild the corpus")
+    return lines
+
+
+def labels_file(generate: Path, data: Path, split: str, ext: str, truth_percent: int = 0, seed: int = 0) -> Path:
     """A model's greedy labels of ``split`` (fairseq-generate's log of the whole split) written as
     fixed pseudo-labels ``{data}/{split}.{ext}``, one line per manifest row spelled as the .ltr
-    transcripts, for slimIPL's ``task.pl_decoder=file task.pl_labels=<ext>``.  An existing file
-    is left as it is when it holds the same labels and refused otherwise."""
+    transcripts, for slimIPL's ``task.pl_decoder=file task.pl_labels=<ext>``.  With
+    ``truth_percent`` > 0, that share of the rows (drawn with ``seed``) gets its true transcript
+    ({split}.ltr) in place of the model's label: labels of a better teacher with the same kind of
+    errors, a measurement of how good labels must be, not an arm.  An existing file is left as it
+    is when it holds the same labels and refused otherwise."""
     from sslasr_plugin.decoding.report import read_generate_output
 
+    if not 0 <= truth_percent <= 100:
+        raise SystemExit(f"error: the share of true transcripts is {truth_percent}%: give 0 to 100")
     pairs = read_generate_output(str(generate))  # in utterance-id order
     _, rows = read_manifest(str(data / f"{split}.tsv"))
     if sorted(_scored(generate)) != list(range(len(rows))) or len(pairs) != len(rows):
         raise SystemExit(f"error: {generate} has {len(pairs)} decoded utterances, {data}/{split}.tsv {len(rows)}: "
                          f"decode the whole split (fairseq-generate --gen-subset {split})")
-    text = "".join(" | ".join(" ".join(w) for w in hyp.split()) + (" |" if hyp.split() else "") + "\n"
-                   for _, hyp in pairs)
+    lines = [_ltr(hyp) for _, hyp in pairs]
+    if truth_percent:
+        truth = _transcripts(data, split, len(rows))
+        for i in np.random.default_rng(seed).permutation(len(rows))[: round(len(rows) * truth_percent / 100)]:
+            lines[i] = truth[i]
+    text = "".join(line + "\n" for line in lines)
     out = data / f"{split}.{ext}"
     if out.exists():
         if out.read_text(encoding="utf-8") != text:
@@ -761,6 +822,25 @@ def labels_file(generate: Path, data: Path, split: str, ext: str) -> Path:
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(out)
     return out
+
+
+def labels_cer(data: Path, split: str, ext: str) -> str:
+    """How far a file of fixed pseudo-labels ``{split}.{ext}`` is from the true transcripts
+    ``{split}.ltr`` (markdown, a line): its CER, and how many of its lines are the transcript."""
+    from sslasr_plugin.decoding.report import utterance_errors
+
+    _, rows = read_manifest(str(data / f"{split}.tsv"))
+    truth = _transcripts(data, split, len(rows))
+    path = data / f"{split}.{ext}"
+    labels = path.read_text(encoding="utf-8").splitlines() if path.exists() else None
+    if labels is None or len(labels) != len(rows):
+        raise SystemExit(f"error: {path} is missing or has not one line per row of {data}/{split}.tsv: "
+                         "write it with labels-file")
+    e = utterance_errors([(_words(t), _words(h)) for t, h in zip(truth, labels)])
+    same = sum(t == h for t, h in zip(truth, labels))
+    return (f"{path.name}: {len(rows)} utterances, label CER "
+            f"{100.0 * e['char_errors'].sum() / max(e['char_total'].sum(), 1):.2f}, "
+            f"{same} ({100.0 * same / max(len(rows), 1):.0f}%) equal to their true transcript\n")
 
 
 def main(argv=None) -> int:
@@ -807,6 +887,13 @@ def main(argv=None) -> int:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--split", required=True)
     p.add_argument("--ext", required=True, help="the labels' extension (task.pl_labels), e.g. joint_ood_s1.ltr")
+    p.add_argument("--truth-percent", type=int, default=0,
+                   help="this share of the rows gets its true transcript instead (a measurement, not an arm)")
+    p.add_argument("--seed", type=int, default=0, help="draws the rows of --truth-percent")
+    p = sub.add_parser("labels-cer", help="a file of fixed pseudo-labels against the split's true transcripts")
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--split", required=True)
+    p.add_argument("--ext", required=True)
     p = sub.add_parser("by-voice", help="CER per voice of a split, per run, from the page's store")
     p.add_argument("--store", type=Path, default=Path("docs/results/lowres"))
     p.add_argument("--data", type=Path, default=Path("data/lowres"))
@@ -841,7 +928,9 @@ def main(argv=None) -> int:
     elif args.cmd == "label-quality":
         print(label_quality(args.generate, args.data, args.split), end="")
     elif args.cmd == "labels-file":
-        print(labels_file(args.generate, args.data, args.split, args.ext))
+        print(labels_file(args.generate, args.data, args.split, args.ext, args.truth_percent, args.seed))
+    elif args.cmd == "labels-cer":
+        print(labels_cer(args.data, args.split, args.ext), end="")
     elif args.cmd == "by-voice":
         print(by_voice(args.store, args.data, args.split, args.runs), end="")
     else:

@@ -23,7 +23,9 @@
 #      a stage-10 joint arm of the seed (`joint`, `joint_both`, `joint_ood`, `joint_mix`: its
 #      adaptation without labels as the teacher), or, as measurements of how good labels must be
 #      (not arms: they learned from the true transcripts of `unlabeled`), `oracle` (stage 1's model)
-#      and `slimipl_oracle` (stage 5's ceiling run of the seed); runs
+#      and `slimipl_oracle` (stage 5's ceiling run of the seed), and `truth<N>`: the baseline's
+#      labels with the true transcripts of `unlabeled_ood` on N% of the rows (drawn by the seed; a
+#      better teacher with the baseline's kind of errors, local.py labels-cer measures them); runs
 #      slimipl_fixed_ood_<teacher>_s<seed>
 #   7  the PL arms of --pl-arms, per --arm-seeds, each from that seed's baseline with the control's
 #      schedule: soft_ctc_mix (the default), soft labels regularised by CTC on the greedy transcript
@@ -105,8 +107,8 @@ for arm in $pl_arms; do
            exit 2 ;; esac
 done
 for teacher in $ood_teachers; do
-    case "$teacher" in baseline|oracle|slimipl_oracle|joint|joint_both|joint_ood|joint_mix) ;;
-        *) echo "error: --ood-teachers takes baseline, oracle, slimipl_oracle, joint, joint_both, joint_ood and joint_mix, not '$teacher'" >&2
+    case "$teacher" in baseline|oracle|slimipl_oracle|joint|joint_both|joint_ood|joint_mix|truth[1-9]|truth[1-9][0-9]) ;;
+        *) echo "error: --ood-teachers takes baseline, oracle, slimipl_oracle, joint, joint_both, joint_ood, joint_mix and truth<N> (N = 1 to 99), not '$teacher'" >&2
            exit 2 ;;
     esac
 done
@@ -322,17 +324,17 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
             ext="pl_${teacher}_s$seed.ltr"
             if [ ! -f "$out/DONE" ] && ! kept "$out"; then
                 case "$teacher" in
-                    baseline) model="$init" ;;
-                    oracle) model="$exp/oracle_s$first_seed/checkpoint_best.pt" ;;
-                    *) model="$exp/$subset/${teacher}_s$seed/checkpoint_best.pt" ;;
+                    baseline|truth*) model="$init"; decoder=baseline ;;
+                    oracle) model="$exp/oracle_s$first_seed/checkpoint_best.pt"; decoder=$teacher ;;
+                    *) model="$exp/$subset/${teacher}_s$seed/checkpoint_best.pt"; decoder=$teacher ;;
                 esac
-                if [ ! -s "$model" ] || { [ "$teacher" != baseline ] && [ ! -f "$(dirname "$model")/DONE" ]; }; then
+                if [ ! -s "$model" ] || { [ "$decoder" != baseline ] && [ ! -f "$(dirname "$model")/DONE" ]; }; then
                     echo "error: the teacher $model is not trained here: run its stage first (oracle: 1, slimipl_oracle: 5, joint arms: 10 with --pretrain-arms $teacher --arm-seeds $seed)" >&2
                     exit 1
                 fi
-                labels="$exp/$subset/ood_labels_${teacher}_s$seed"
+                labels="$exp/$subset/ood_labels_${decoder}_s$seed"
                 if [ ! -s "$labels/generate-unlabeled_ood.txt" ]; then
-                    log 6 "${labels#"$exp"/}: $teacher's greedy labels of unlabeled_ood"
+                    log 6 "${labels#"$exp"/}: $decoder's greedy labels of unlabeled_ood"
                     rm -rf "$labels.partial"
                     fairseq-generate "$data" --user-dir sslasr_plugin --task sslasr_audio_ctc --path "$model" \
                         --gen-subset unlabeled_ood --scoring wer --post-process letter --beam 1 --max-tokens 4000000 \
@@ -340,10 +342,19 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
                     rm -rf "$labels"
                     mv "$labels.partial" "$labels"
                 fi
-                python examples/lowres/local.py labels-file --generate "$labels/generate-unlabeled_ood.txt" \
-                    --data "$data" --split unlabeled_ood --ext "$ext" >/dev/null
-                python examples/lowres/local.py label-quality --generate "$labels/generate-unlabeled_ood.txt" \
-                    --data "$data" --split unlabeled_ood > "$labels/label_quality.md"
+                if [ "$decoder" = "$teacher" ]; then
+                    python examples/lowres/local.py labels-file --generate "$labels/generate-unlabeled_ood.txt" \
+                        --data "$data" --split unlabeled_ood --ext "$ext" >/dev/null
+                    python examples/lowres/local.py label-quality --generate "$labels/generate-unlabeled_ood.txt" \
+                        --data "$data" --split unlabeled_ood > "$labels/label_quality.md"
+                else  # truth<N>: the baseline's labels, N% of the rows (drawn by the seed) the true transcripts
+                    python examples/lowres/local.py labels-file --generate "$labels/generate-unlabeled_ood.txt" \
+                        --data "$data" --split unlabeled_ood --ext "$ext" --truth-percent "${teacher#truth}" \
+                        --seed "$seed" >/dev/null
+                    mkdir -p "$exp/$subset/ood_labels_${teacher}_s$seed"
+                    python examples/lowres/local.py labels-cer --data "$data" --split unlabeled_ood --ext "$ext" \
+                        > "$exp/$subset/ood_labels_${teacher}_s$seed/label_quality.md"
+                fi
             fi
             run 6 "$out" examples/slimipl slimipl "common.seed=$seed" "${pl[@]}" "${slimipl[@]}" \
                 task.unlabeled_subsets=unlabeled_ood task.pl_decoder=file "task.pl_labels=$ext"

@@ -190,7 +190,7 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     # held-out voices (a joint arm's here, and the baseline's own), written into --data, measured,
     # and scored against the true transcripts as the run trains on them.
     out = run(runner(tmp_path, "--seeds", "1", "--stage", "6", "--stop-stage", "6", "--pl-updates", "6",
-                     "--ood-teachers", "baseline joint_ood"))
+                     "--ood-teachers", "baseline joint_ood truth50"))
     assert "slimipl_hard_ood_s1: done, skipped" in out and "soft_ctc_mix_both_s1: done, skipped" in out
     for teacher in ("baseline", "joint_ood"):
         assert f"ood_labels_{teacher}_s1: {teacher}'s greedy labels of unlabeled_ood" in out
@@ -207,12 +207,22 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
         assert "baseline_d0.1_m0.2_s1/checkpoint_best.pt" in log, teacher  # the student: the baseline
         assert re.search(r"pl_cer[= ]\d", (exp / f"labeled_10min/slimipl_fixed_ood_{teacher}_s1/train.out").read_text())
         assert (exp / f"labeled_10min/slimipl_fixed_ood_{teacher}_s1/DONE").exists()
+    # truth50: the baseline's labels (its decode, not made again), half the rows the true transcripts
+    assert "truth50's greedy labels" not in out and "baseline's greedy labels" in out
+    truth = (data / "unlabeled_ood.ltr").read_text().splitlines()
+    baseline = (data / "unlabeled_ood.pl_baseline_s1.ltr").read_text().splitlines()
+    mixed = (data / "unlabeled_ood.pl_truth50_s1.ltr").read_text().splitlines()
+    assert sum(m == t for m, t in zip(mixed, truth)) >= round(len(truth) / 2)
+    assert all(m in (t, b) for m, t, b in zip(mixed, truth, baseline))
+    assert "label CER" in (exp / "labeled_10min/ood_labels_truth50_s1/label_quality.md").read_text()
+    log = (exp / "labeled_10min/slimipl_fixed_ood_truth50_s1/hydra/hydra_train.log").read_text()
+    assert "'pl_labels': 'pl_truth50_s1.ltr'" in log and (exp / "labeled_10min/slimipl_fixed_ood_truth50_s1/DONE").exists()
     again = run(runner(tmp_path, "--seeds", "1", "--stage", "6", "--stop-stage", "6", "--ood-teachers", "joint_ood"))
     assert "slimipl_fixed_ood_joint_ood_s1: done, skipped" in again and "greedy labels" not in again
     bad = subprocess.run(runner(tmp_path, "--stage", "6", "--ood-teachers", "joint_ood control"), cwd=REPO, env=env(),
                          capture_output=True, text=True)
-    assert bad.returncode == 2 and ("--ood-teachers takes baseline, oracle, slimipl_oracle, joint, joint_both, joint_ood "
-                                    "and joint_mix, not 'control'") in bad.stderr
+    assert bad.returncode == 2 and ("--ood-teachers takes baseline, oracle, slimipl_oracle, joint, joint_both, joint_ood, "
+                                    "joint_mix and truth<N> (N = 1 to 99), not 'control'") in bad.stderr
     # Stage 7's other PL arms (--pl-arms): slimIPL's labels by an EMA of the model, by the starting
     # baseline throughout (an EMA that never moves: its weights stay the baseline's while the
     # model's move), or at 1 labeled : 1 pseudo-labeled update; each against the same control.

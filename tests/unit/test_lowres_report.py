@@ -115,6 +115,27 @@ def test_page_pools_seeds_against_controls(local, tmp_path):
     assert "lowres_minutes.png" in text and "the command" in text
 
 
+def test_page_tabulates_the_fixed_label_runs_by_their_labels_cer(local, tmp_path):
+    store, page = tmp_path / "page" / "lowres", tmp_path / "page" / "lowres.md"
+    (store / "refs").mkdir(parents=True)
+    for split in SPLITS:
+        (store / "refs" / f"{split}.txt").write_text("AB CD\nEF\n")  # 7 characters
+    _run(store, "labeled_10min/control_s1", ["AB CD", "XF"], 10.0)  # 1 error
+    _run(store, "labeled_10min/slimipl_fixed_ood_baseline_s1", ["AB CD", "XF"], 10.0)  # 1 error
+    _run(store, "labeled_10min/slimipl_fixed_ood_truth50_s1", ["AB CD", "EF"], 10.0)  # 0 errors
+    _run(store, "labeled_10min/slimipl_fixed_ood_joint_s1", ["AB CD", "EF"], 10.0)  # no label_quality.md: left out
+    for teacher, text in (("baseline", "unlabeled_ood: 9 utterances, label CER 41.46, 0.95 characters"),
+                          ("truth50", "unlabeled_ood.pl_truth50_s1.ltr: 9 utterances, label CER 20.70, 5 (50%) equal")):
+        (store / f"labeled_10min/ood_labels_{teacher}_s1").mkdir(parents=True)
+        (store / f"labeled_10min/ood_labels_{teacher}_s1/label_quality.md").write_text(text + "\n")
+    local.render(store, page, "the command")
+    lines = page.read_text().splitlines()
+    head = lines.index("| teacher | seed | label CER | test_ood CER | test_ood ΔCER vs control [95% CI] | test ΔCER vs control |")
+    assert lines[head + 2].startswith("| truth50 | 1 | 20.70 | 0.00 | -14.29 [")  # best labels first
+    assert lines[head + 3].startswith("| baseline | 1 | 41.46 | 14.29 | +0.00 [+0.00, +0.00]")
+    assert not lines[head + 4].startswith("|")
+
+
 def test_best_point_from_the_kept_curves_when_the_runs_are_gone(local, tmp_path):
     """On a machine without exp/, the best sweep point is read from the validation curves kept
     beside the page (lowest valid CER wins)."""
@@ -296,3 +317,34 @@ def test_labels_file_spells_the_hypotheses_as_ltr_lines_in_manifest_order(local,
     with pytest.raises(SystemExit, match="has 3 decoded utterances, .*unlabeled_ood.tsv 4: decode the whole split"):
         local.labels_file(gen, data, "unlabeled_ood", "other.ltr")
     assert not (data / "unlabeled_ood.other.ltr").exists()
+
+
+def test_labels_file_puts_true_transcripts_on_a_drawn_share_and_labels_cer_measures_them(local, tmp_path):
+    n = 20
+    gen = tmp_path / "generate-unlabeled_ood.txt"
+    gen.write_text("".join(f"T-{i}\tAB CD\nH-{i}\t-1.0\tAB CX\nD-{i}\t-1.0\tAB CX\n" for i in range(n)))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "unlabeled_ood.tsv").write_text("/root\n" + "".join(f"wav/u-{i}.wav\t16000\n" for i in range(n)))
+    (data / "unlabeled_ood.ltr").write_text("A B | C D |\n" * n)
+    with pytest.raises(SystemExit, match="labels-file"):
+        local.labels_cer(data, "unlabeled_ood", "t25.ltr")  # not written yet
+    out = local.labels_file(gen, data, "unlabeled_ood", "t25.ltr", truth_percent=25, seed=3)
+    lines = out.read_text().splitlines()
+    truth = [i for i, line in enumerate(lines) if line == "A B | C D |"]
+    assert len(truth) == 5 and all(lines[i] == "A B | C X |" for i in range(n) if i not in truth)
+    # the same draw again (left as it is), another seed draws other rows (refused: other labels)
+    assert local.labels_file(gen, data, "unlabeled_ood", "t25.ltr", truth_percent=25, seed=3) == out
+    with pytest.raises(SystemExit, match="holds other labels"):
+        local.labels_file(gen, data, "unlabeled_ood", "t25.ltr", truth_percent=25, seed=4)
+    # 15 of 20 lines with 1 error in 5 characters (spaces included): 15 / 100
+    assert local.labels_cer(data, "unlabeled_ood", "t25.ltr") == (
+        "unlabeled_ood.t25.ltr: 20 utterances, label CER 15.00, 5 (25%) equal to their true transcript\n")
+    local.labels_file(gen, data, "unlabeled_ood", "t0.ltr")
+    assert local.labels_cer(data, "unlabeled_ood", "t0.ltr").startswith("unlabeled_ood.t0.ltr: 20 utterances, label CER 20.00, 0 (0%)")
+    with pytest.raises(SystemExit, match="give 0 to 100"):
+        local.labels_file(gen, data, "unlabeled_ood", "bad.ltr", truth_percent=120)
+    (data / "unlabeled_ood.ltr").write_text("A B | C D |\n" * (n - 1))
+    with pytest.raises(SystemExit, match=r"unlabeled_ood\.ltr has 19 lines, .* 20 rows: rebuild the corpus"):
+        local.labels_file(gen, data, "unlabeled_ood", "t50.ltr", truth_percent=50)
+    assert not (data / "unlabeled_ood.t50.ltr").exists()
