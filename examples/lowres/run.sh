@@ -142,16 +142,27 @@ same_point() {
         --point "$point" --sweep "$sweep" || { log "$1" "${2#"$exp"/}: refused"; exit 1; }
 }
 
+# greedy_decode MODEL SPLIT OUT: fairseq-generate's greedy CTC decode of SPLIT by MODEL into OUT
+# (generate-SPLIT.txt, per utterance), its log beside it (generate.log); a decode counts once
+# whole: a killed one is done again, a failed one shows its log's end.
+greedy_decode() {
+    rm -rf "$3.partial"
+    mkdir -p "$3.partial"
+    if ! fairseq-generate "$data" --user-dir sslasr_plugin --task sslasr_audio_ctc --path "$1" \
+            --gen-subset "$2" --scoring wer --post-process letter --beam 1 --max-tokens 4000000 \
+            --results-path "$3.partial" >/dev/null 2>"$3.partial/generate.log"; then
+        tail -n 20 "$3.partial/generate.log" >&2
+        echo "error: decoding $2 with $1 failed (the whole log: $3.partial/generate.log)" >&2
+        exit 1
+    fi
+    rm -rf "$3"
+    mv "$3.partial" "$3"
+}
+
 decode_run() {  # OUT: greedy CTC decodes of the best checkpoint, per utterance, kept
     local split
     for split in $decode_splits; do
-        [ -s "$1/decode_$split/generate-$split.txt" ] && continue
-        rm -rf "$1/decode_$split.partial"  # a decode counts once whole: a killed one is done again
-        fairseq-generate "$data" --user-dir sslasr_plugin --task sslasr_audio_ctc --path "$1/checkpoint_best.pt" \
-            --gen-subset "$split" --scoring wer --post-process letter --beam 1 --max-tokens 4000000 \
-            --results-path "$1/decode_$split.partial" >/dev/null
-        rm -rf "$1/decode_$split"
-        mv "$1/decode_$split.partial" "$1/decode_$split"
+        [ -s "$1/decode_$split/generate-$split.txt" ] || greedy_decode "$1/checkpoint_best.pt" "$split" "$1/decode_$split"
     done
 }
 
@@ -335,12 +346,7 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
                 labels="$exp/$subset/ood_labels_${decoder}_s$seed"
                 if [ ! -s "$labels/generate-unlabeled_ood.txt" ]; then
                     log 6 "${labels#"$exp"/}: $decoder's greedy labels of unlabeled_ood"
-                    rm -rf "$labels.partial"
-                    fairseq-generate "$data" --user-dir sslasr_plugin --task sslasr_audio_ctc --path "$model" \
-                        --gen-subset unlabeled_ood --scoring wer --post-process letter --beam 1 --max-tokens 4000000 \
-                        --results-path "$labels.partial" >/dev/null
-                    rm -rf "$labels"
-                    mv "$labels.partial" "$labels"
+                    greedy_decode "$model" unlabeled_ood "$labels"
                 fi
                 if [ "$decoder" = "$teacher" ]; then
                     python examples/lowres/local.py labels-file --generate "$labels/generate-unlabeled_ood.txt" \

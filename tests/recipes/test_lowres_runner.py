@@ -55,6 +55,8 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     for name in runs:
         assert (exp / name / "DONE").exists(), out
         assert (exp / name / "decode_test_ood" / "generate-test_ood.txt").stat().st_size > 0
+        # fairseq-generate's own log stays beside its decode, out of the runner's output
+        assert "loading model(s) from" in (exp / name / "decode_test_ood" / "generate.log").read_text()
     # The PL arms label their unlabeled split (1 labeled : 4 pseudo-labeled updates); the control,
     # from the same checkpoint with the same schedule, makes labeled updates only.
     arm_log = (exp / "labeled_10min/slimipl_hard_ood_s1/hydra/hydra_train.log").read_text()
