@@ -301,6 +301,7 @@ def collect(exp: Path, store: Path) -> None:
         write_text(dest / "facts.json", json.dumps(facts, indent=1) + "\n")
     # how good stage 6's fixed labels of the held-out voices were (the decodes themselves stay in exp/)
     for quality in sorted(exp.glob("*/ood_labels_*/label_quality.md")):
+        (store / quality.relative_to(exp)).parent.mkdir(parents=True, exist_ok=True)
         write_text(store / quality.relative_to(exp), quality.read_text())
 
 

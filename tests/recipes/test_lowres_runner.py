@@ -325,6 +325,12 @@ def test_every_stage_runs_then_skips_and_a_killed_stage_resumes(tmp_path):
     run(runner(tmp_path, "--seeds", "1", "--stage", "11", "--stop-stage", "11"))
     page = (tmp_path / "page" / "lowres.md").read_text()
     assert "| labeled_10min/csl_frame_oracle | labeled_10min/ce_pl_frame_oracle |" in page  # the ceiling's pair
+    # stage 6's fixed-label runs, listed by their labels' CER (kept in the store beside the runs)
+    for teacher in ("baseline", "joint_ood", "truth50"):
+        quality = (store / f"labeled_10min/ood_labels_{teacher}_s1/label_quality.md").read_text()
+        assert quality == (exp / f"labeled_10min/ood_labels_{teacher}_s1/label_quality.md").read_text()
+        cer = re.search(r"label CER ([0-9.]+)", quality).group(1)
+        assert re.search(rf"^\| {teacher} \| 1 \| {cer} \| [0-9.]+ \| [+-]", page, flags=re.M), teacher
     assert (store / "labeled_10min" / "baseline_d0.1_m0.2_s1" / "facts.json").read_text() == facts_before
     # Stages 9-10 on such a machine: students whose figures are kept need no teacher, no pre-training.
     for name in ("frame_teacher_s1", "frame_units_s1", "frame_pl_s1", "csl_frame_s1", "csl_frame_pretrain_s1",
