@@ -467,29 +467,39 @@ def render(store: Path, page: Path, command: str) -> None:
     if notes.exists():
         text += "\n## Status and reading\n\n" + notes.read_text()
     write_text(page, text)
-def _figure(out: Path, xlabel: str, ylabel: str, draw, log_x: bool = False) -> None:
-    """One matplotlib figure: ``draw(ax)`` plots, this labels, saves to ``out`` and closes."""
+def _figure(out: Path, xlabel: str, ylabel: str, panels, log_x: bool = False) -> None:
+    """One matplotlib figure of one panel per (title, draw) in ``panels``, stacked: ``draw(ax)``
+    plots, this labels; each panel's legend sits to its right, in as many columns as keep it about
+    as tall as the panel, so that dozens of runs neither hide the curves nor squeeze the axes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
-    draw(ax)
-    if log_x:
-        ax.set_xscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 5 * len(panels)), squeeze=False)
+    for ax, (title, draw) in zip(axes[:, 0], panels):
+        draw(ax)
+        if log_x:
+            ax.set_xscale("log")
+        if title:
+            ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        handles = len(ax.get_legend_handles_labels()[0])
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=1 + (handles - 1) // 30,
+                  frameon=False)
+    fig.savefig(out, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
+MARKERS = ".ox^sv*D"
+
+
 def curve_styles(names: List[str]) -> Dict[str, Dict[str, str]]:
-    """One colour per arm and one line style per seed, so that a dozen runs stay apart (the
-    default colour cycle repeats after ten)."""
+    """One colour and marker per arm and one line style per seed, so that dozens of runs stay
+    apart (the default colour cycle repeats after ten, tab20's after twenty: then the marker
+    changes)."""
     import matplotlib
 
     arms = sorted({arm_of(name)[0] for name in names})
@@ -499,23 +509,32 @@ def curve_styles(names: List[str]) -> Dict[str, Dict[str, str]]:
     for name in names:
         arm, seed = arm_of(name)
         k = arms.index(arm)  # the dark shades of tab20 first, then the light ones
-        styles[name] = {"color": colours[(2 * k) % 20 + (k // 10) % 2],
+        styles[name] = {"color": colours[(2 * k) % 20 + (k // 10) % 2], "marker": MARKERS[(k // 20) % len(MARKERS)],
                         "linestyle": dashes[((seed or 1) - 1) % len(dashes)]}
     return styles
 
 
 def _plot_curves(store: Path, runs: Dict[str, Path], out: Path) -> None:
+    """Validation CER against updates, one panel per labeled subset; the runs of no subset (the
+    oracle) are drawn in every panel, as the reference."""
     styles = curve_styles(list(runs))
+    subsets = sorted({name.split("/", 1)[0] for name in runs if "/" in name})
+    shared = [name for name in runs if "/" not in name]
 
-    def draw(ax):
-        for name, run in runs.items():
-            lines = (run / "valid_curve.tsv").read_text().splitlines()[1:]
-            points = [(int(u), float(c)) for u, _, c, _ in (line.split("\t") for line in lines) if c]
-            if points:
-                ax.plot(*zip(*points), marker=".", label=name, **styles[name])
+    def panel(subset):
+        def draw(ax):
+            for name, run in runs.items():
+                if name not in shared and not name.startswith(subset + "/"):
+                    continue
+                lines = (run / "valid_curve.tsv").read_text().splitlines()[1:]
+                points = [(int(u), float(c)) for u, _, c, _ in (line.split("\t") for line in lines) if c]
+                if points:
+                    style = dict(styles[name], color="black", linewidth=2) if name in shared else styles[name]
+                    ax.plot(*zip(*points), label=name, markersize=4, **style)
+        return subset, draw
 
     _figure(out, "updates (each run's own count; PL arms and controls start from their baseline)",
-            "valid CER % (greedy)", draw)
+            "valid CER % (greedy)", [panel(subset) for subset in subsets] or [("", panel("")[1])])
 
 
 def _plot_minutes(facts, rates, arms: Dict[str, List[str]], out: Path) -> bool:
@@ -537,7 +556,7 @@ def _plot_minutes(facts, rates, arms: Dict[str, List[str]], out: Path) -> bool:
             err = [[m - min(v) for m, (_, v) in zip(mean, points)], [max(v) - m for m, (_, v) in zip(mean, points)]]
             ax.errorbar([m for m, _ in points], mean, yerr=err, marker="o", capsize=3, label=kind)
 
-    _figure(out, "labeled minutes", "test_ood CER % (greedy; mean over seeds, bars min-max)", draw, log_x=True)
+    _figure(out, "labeled minutes", "test_ood CER % (greedy; mean over seeds, bars min-max)", [("", draw)], log_x=True)
     return True
 
 

@@ -58,6 +58,9 @@ def test_curves_get_a_colour_per_arm_and_a_line_style_per_seed(local):
     assert all(len(colours) == 1 for colours in by_arm.values())
     assert len({next(iter(c)) for c in by_arm.values()}) == len(by_arm) == 13  # no two arms alike
     assert [styles[f"labeled_10min/control_s{seed}"]["linestyle"] for seed in (1, 2, 3)] == ["-", "--", ":"]
+    # past tab20's twenty colours the marker tells the arms apart
+    many = local.curve_styles([f"labeled_10min/arm{k}_s1" for k in range(45)])
+    assert len({(st["color"], st["marker"]) for st in many.values()}) == 45
 
 
 def test_references_of_another_corpus_are_named_by_count_and_first_differing_line(local):
