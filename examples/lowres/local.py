@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from data_prep.text import letters
 from sslasr_data.files import write_text
 from sslasr_data.train_log import config_value, config_values, log_text, read_log, wall_seconds
 from sslasr_data.validate import read_manifest
@@ -301,8 +302,9 @@ def collect(exp: Path, store: Path) -> None:
         write_text(dest / "facts.json", json.dumps(facts, indent=1) + "\n")
     # how good stage 6's fixed labels of the held-out voices were (the decodes themselves stay in exp/)
     for quality in sorted(exp.glob("*/ood_labels_*/label_quality.md")):
-        (store / quality.relative_to(exp)).parent.mkdir(parents=True, exist_ok=True)
-        write_text(store / quality.relative_to(exp), quality.read_text())
+        kept = store / quality.relative_to(exp)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        write_text(kept, quality.read_text())
 
 
 def _runs(store: Path) -> Dict[str, Path]:
@@ -467,6 +469,8 @@ def render(store: Path, page: Path, command: str) -> None:
     if notes.exists():
         text += "\n## Status and reading\n\n" + notes.read_text()
     write_text(page, text)
+
+
 def _figure(out: Path, xlabel: str, ylabel: str, panels, log_x: bool = False) -> None:
     """One matplotlib figure of one panel per (title, draw) in ``panels``, stacked: ``draw(ax)``
     plots, this labels; each panel's legend sits to its right, in as many columns as keep it about
@@ -787,16 +791,6 @@ def label_quality(generate: Path, data: Path, split: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _ltr(words: str) -> str:
-    """A word string spelled as a .ltr line ("ab c" -> "a b | c |"; "" -> "")."""
-    return " | ".join(" ".join(w) for w in words.split()) + (" |" if words.split() else "")
-
-
-def _words(ltr: str) -> str:
-    """A .ltr line as a word string (the inverse of ``_ltr``)."""
-    return " ".join(ltr.replace(" ", "").replace("|", " ").split())
-
-
 def _transcripts(data: Path, split: str, n: int) -> List[str]:
     """The .ltr lines of ``split``, refused unless there is one per manifest row."""
     path = data / f"{split}.ltr"
@@ -826,7 +820,7 @@ def labels_file(generate: Path, data: Path, split: str, ext: str, truth_percent:
     if sorted(_scored(generate)) != list(range(len(rows))) or len(pairs) != len(rows):
         raise SystemExit(f"error: {generate} has {len(pairs)} decoded utterances, {data}/{split}.tsv {len(rows)}: "
                          f"decode the whole split (fairseq-generate --gen-subset {split})")
-    lines = [_ltr(hyp) for _, hyp in pairs]
+    lines = [letters(hyp) for _, hyp in pairs]
     if truth_percent:
         truth = _transcripts(data, split, len(rows))
         for i in np.random.default_rng(seed).permutation(len(rows))[: round(len(rows) * truth_percent / 100)]:
@@ -847,6 +841,8 @@ def labels_file(generate: Path, data: Path, split: str, ext: str, truth_percent:
 def labels_cer(data: Path, split: str, ext: str) -> str:
     """How far a file of fixed pseudo-labels ``{split}.{ext}`` is from the true transcripts
     ``{split}.ltr`` (markdown, a line): its CER, and how many of its lines are the transcript."""
+    from fairseq.data.data_utils import post_process
+
     from sslasr_plugin.decoding.report import utterance_errors
 
     _, rows = read_manifest(str(data / f"{split}.tsv"))
@@ -856,10 +852,9 @@ def labels_cer(data: Path, split: str, ext: str) -> str:
     if labels is None or len(labels) != len(rows):
         raise SystemExit(f"error: {path} is missing or has not one line per row of {data}/{split}.tsv: "
                          "write it with labels-file")
-    e = utterance_errors([(_words(t), _words(h)) for t, h in zip(truth, labels)])
+    e = utterance_errors([(post_process(t, "letter"), post_process(h, "letter")) for t, h in zip(truth, labels)])
     same = sum(t == h for t, h in zip(truth, labels))
-    return (f"{path.name}: {len(rows)} utterances, label CER "
-            f"{100.0 * e['char_errors'].sum() / max(e['char_total'].sum(), 1):.2f}, "
+    return (f"{path.name}: {len(rows)} utterances, label CER {_rate(e, 'char'):.2f}, "
             f"{same} ({100.0 * same / max(len(rows), 1):.0f}%) equal to their true transcript\n")
 
 
